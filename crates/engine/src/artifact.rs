@@ -1,0 +1,167 @@
+//! `Artifact`: a source file read and classified — core module, component, `.wat` text, or a
+//! precompiled file from `wasmbox compile` — before anything is compiled.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::cache::{self, Entry};
+use crate::error::EngineError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Module,
+    Component,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Module => "module",
+            Kind::Component => "component",
+        })
+    }
+}
+
+/// What the artifact's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    /// A Wasm binary (from a `.wasm`, or assembled from `.wat` text).
+    Wasm(Vec<u8>),
+    /// Native code serialized by wasmtime (the payload of a `wasmbox compile` file).
+    Precompiled(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub path: PathBuf,
+    pub kind: Kind,
+    pub code: Code,
+    /// Size of the file as read.
+    pub file_size: u64,
+    /// sha256 of the file as read.
+    pub sha256: [u8; 32],
+    /// True when the file was `.wat` text.
+    pub from_text: bool,
+}
+
+impl Artifact {
+    /// The Wasm binary, if this is not precompiled code.
+    pub fn wasm(&self) -> Option<&[u8]> {
+        match &self.code {
+            Code::Wasm(b) => Some(b),
+            Code::Precompiled(_) => None,
+        }
+    }
+}
+
+/// Reads and classifies the file at `path`.
+pub fn load(path: &Path) -> Result<Artifact, EngineError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(EngineError::NotFound { path: path.to_path_buf() });
+        }
+        Err(e) if path.is_dir() => {
+            return Err(EngineError::NotWasm { path: path.to_path_buf(), reason: format!("it is a directory ({e})") });
+        }
+        Err(source) => return Err(EngineError::Read { path: path.to_path_buf(), source }),
+    };
+    from_bytes(path, bytes)
+}
+
+/// Classifies `bytes` read from `path` (used in messages only).
+pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Artifact, EngineError> {
+    let file_size = bytes.len() as u64;
+    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
+    let not_wasm = |reason: String| EngineError::NotWasm { path: path.to_path_buf(), reason };
+    let make = |kind, code, from_text| Artifact { path: path.to_path_buf(), kind, code, file_size, sha256, from_text };
+
+    if bytes.is_empty() {
+        return Err(not_wasm("the file is empty".into()));
+    }
+    if bytes.starts_with(b"\0asm") {
+        let kind = if wasmparser::Parser::is_component(&bytes) {
+            Kind::Component
+        } else if wasmparser::Parser::is_core_wasm(&bytes) {
+            Kind::Module
+        } else {
+            return Err(not_wasm(format!("unknown Wasm binary version {:02x?}", &bytes[4..bytes.len().min(8)])));
+        };
+        return Ok(make(kind, Code::Wasm(bytes), false));
+    }
+    if bytes.starts_with(cache::MAGIC) {
+        let Entry { kind, payload } =
+            cache::decode_entry(&bytes).map_err(|why| not_wasm(format!("damaged precompiled file: {why}")))?;
+        return Ok(make(kind, Code::Precompiled(payload.to_vec()), false));
+    }
+    if wasmtime::Engine::detect_precompiled(&bytes).is_some() {
+        return Err(not_wasm(
+            "it is a raw wasmtime .cwasm; wasmbox runs .wasm, .wat, or files made by `wasmbox compile`".into(),
+        ));
+    }
+    if looks_like_text(&bytes) {
+        let wasm = wat::parse_bytes(&bytes).map_err(|e| EngineError::Invalid {
+            path: path.to_path_buf(),
+            what: "text (.wat) file",
+            source: anyhow::Error::msg(e.to_string()),
+        })?;
+        let kind = if wasmparser::Parser::is_component(&wasm) { Kind::Component } else { Kind::Module };
+        return Ok(make(kind, Code::Wasm(wasm.into_owned()), true));
+    }
+    let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    Err(not_wasm(format!("it starts with bytes {} instead of the Wasm magic 00 61 73 6d", head.join(" "))))
+}
+
+/// WAT text is UTF-8 whose first meaningful character opens an s-expression or a comment.
+fn looks_like_text(bytes: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(&bytes[..bytes.len().min(4096)]).or_else(|e| {
+        // A multi-byte character cut at the 4 KiB boundary is still text.
+        std::str::from_utf8(&bytes[..e.valid_up_to()]).map_err(|_| ())
+    }) else {
+        return false;
+    };
+    let t = text.trim_start_matches('\u{feff}').trim_start();
+    t.starts_with('(') || t.starts_with(";;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(bytes: &[u8]) -> Result<Artifact, EngineError> {
+        from_bytes(Path::new("x.wasm"), bytes.to_vec())
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(classify(b"\0asm\x01\0\0\0").unwrap().kind, Kind::Module);
+        assert_eq!(classify(b"\0asm\x0d\0\x01\0").unwrap().kind, Kind::Component);
+        let a = classify(b"(module)").unwrap();
+        assert!(a.from_text && a.kind == Kind::Module);
+        assert_eq!(classify(b";; c\n(component)").unwrap().kind, Kind::Component);
+    }
+
+    #[test]
+    fn rejects_non_wasm_with_reason() {
+        for (bytes, needle) in [
+            (&b""[..], "empty"),
+            (b"\x89PNG\r\n\x1a\n", "89 50 4e 47"),
+            (b"\0asm\x09\0\0\0", "version"),
+            (b"hello world", "68 65 6c 6c"),
+        ] {
+            let e = classify(bytes).unwrap_err();
+            assert_eq!(e.exit_code(), 126);
+            assert!(e.to_string().contains(needle), "{e} lacks {needle}");
+        }
+        let e = classify(b"(module (func (bogus)))").unwrap_err();
+        assert!(matches!(e, EngineError::Invalid { .. }));
+    }
+
+    #[test]
+    fn missing_file_is_not_found() {
+        let e = load(Path::new("/definitely/not/here.wasm")).unwrap_err();
+        assert_eq!(e.exit_code(), 127);
+    }
+}

@@ -1,0 +1,92 @@
+//! `Capabilities`: everything a container may touch on the host, as plain data.
+//!
+//! `Capabilities::default()` grants **nothing**: no preopened directories, no environment
+//! variables, no arguments beyond the program name, no network (no sockets, no name lookups),
+//! no current directory. Stdio is the one default grant: stdin, stdout and stderr are the
+//! caller's, as with `docker run -i`. The one function that turns this into a WASI context is
+//! [`crate::wasi::build_ctx`].
+
+use std::path::PathBuf;
+
+use crate::net::NetPolicy;
+
+/// A host directory made visible to the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preopen {
+    pub host: PathBuf,
+    pub guest: String,
+    /// Read-only: no create, write, truncate, rename into, link into, or metadata change.
+    pub read_only: bool,
+}
+
+impl Preopen {
+    /// Parses the `-v/--dir` syntax `HOST[:GUEST][:ro|:rw]`; GUEST defaults to HOST.
+    pub fn parse(spec: &str) -> Result<Preopen, String> {
+        let mut parts: Vec<&str> = spec.split(':').collect();
+        let mut read_only = false;
+        if parts.len() > 1 {
+            match *parts.last().unwrap() {
+                "ro" => {
+                    read_only = true;
+                    parts.pop();
+                }
+                "rw" => {
+                    parts.pop();
+                }
+                _ => {}
+            }
+        }
+        let (host, guest) = match parts.as_slice() {
+            [host] => (*host, *host),
+            [host, guest] => (*host, *guest),
+            _ => return Err(format!("invalid --dir `{spec}` (expected HOST[:GUEST][:ro])")),
+        };
+        if host.is_empty() || guest.is_empty() {
+            return Err(format!("invalid --dir `{spec}`: empty path (expected HOST[:GUEST][:ro])"));
+        }
+        if guest.contains('\0') || host.contains('\0') {
+            return Err(format!("invalid --dir `{spec}`: NUL in path"));
+        }
+        Ok(Preopen { host: PathBuf::from(host), guest: guest.to_string(), read_only })
+    }
+}
+
+/// What the guest's stdin is connected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stdin {
+    /// The caller's stdin.
+    #[default]
+    Inherit,
+    /// An empty stream.
+    Null,
+}
+
+/// The grants of one container. See the module docs for the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    pub preopens: Vec<Preopen>,
+    /// Exactly the guest's environment, in order.
+    pub env: Vec<(String, String)>,
+    /// The guest's arguments, starting with the program name (argv[0]).
+    pub args: Vec<String>,
+    pub net: NetPolicy,
+    pub stdin: Stdin,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_specs() {
+        let p = Preopen::parse("/data").unwrap();
+        assert_eq!((p.host.to_str().unwrap(), p.guest.as_str(), p.read_only), ("/data", "/data", false));
+        let p = Preopen::parse("./in:/input:ro").unwrap();
+        assert_eq!((p.host.to_str().unwrap(), p.guest.as_str(), p.read_only), ("./in", "/input", true));
+        let p = Preopen::parse("/a:ro").unwrap();
+        assert_eq!((p.guest.as_str(), p.read_only), ("/a", true));
+        assert!(Preopen::parse("").is_err());
+        assert!(Preopen::parse("a:b:c:d").is_err());
+        assert!(Preopen::parse(":/x").is_err());
+    }
+}

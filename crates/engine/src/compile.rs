@@ -1,0 +1,112 @@
+//! `compile`: an `Artifact` to ready-to-instantiate code, through the compile cache.
+
+use wasmtime::Engine;
+use wasmtime::Module;
+use wasmtime::component::Component;
+
+use crate::artifact::{Artifact, Code, Kind};
+use crate::cache::CompileCache;
+use crate::engine::Runtime;
+use crate::error::EngineError;
+
+/// Compiled code of either kind.
+#[derive(Clone)]
+pub enum Compiled {
+    Module(Module),
+    Component(Component),
+}
+
+impl Compiled {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Compiled::Module(_) => Kind::Module,
+            Compiled::Component(_) => Kind::Component,
+        }
+    }
+
+    /// wasmtime's serialized form (what the cache and `wasmbox compile` store).
+    pub fn serialize(&self) -> Result<Vec<u8>, EngineError> {
+        match self {
+            Compiled::Module(m) => m.serialize(),
+            Compiled::Component(c) => c.serialize(),
+        }
+        .map_err(|e| EngineError::Internal(e.into()))
+    }
+}
+
+/// How a compile was satisfied (observable in logs and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompileSource {
+    Cache,
+    Compiled,
+    Precompiled,
+}
+
+/// Compiles `artifact`, reading and filling `cache` when given. Precompiled artifacts are loaded
+/// only when `allow_precompiled` is set: their native code is trusted, not validated.
+pub fn compile(
+    rt: &Runtime,
+    artifact: &Artifact,
+    cache: Option<&CompileCache>,
+    allow_precompiled: bool,
+) -> Result<(Compiled, CompileSource), EngineError> {
+    let engine = rt.engine();
+    let wasm = match &artifact.code {
+        Code::Precompiled(payload) => {
+            if !allow_precompiled {
+                return Err(EngineError::PrecompiledNotAllowed { path: artifact.path.clone() });
+            }
+            let compiled = deserialize(engine, artifact.kind, payload).map_err(|source| {
+                EngineError::PrecompiledIncompatible { path: artifact.path.clone(), source: source.into() }
+            })?;
+            return Ok((compiled, CompileSource::Precompiled));
+        }
+        Code::Wasm(w) => w,
+    };
+
+    let key = CompileCache::key(wasm, &rt.compat_digest());
+    if let Some(cache) = cache
+        && let Some((kind, payload)) = cache.get(&key)
+        && kind == artifact.kind
+    {
+        match deserialize(engine, kind, &payload) {
+            Ok(compiled) => {
+                tracing::debug!(path = %artifact.path.display(), %key, "compile cache hit");
+                return Ok((compiled, CompileSource::Cache));
+            }
+            Err(e) => tracing::warn!(%key, "unusable compile cache entry, recompiling: {e:#}"),
+        }
+    }
+
+    tracing::debug!(path = %artifact.path.display(), %key, "compiling (cache miss)");
+    let what = match artifact.kind {
+        Kind::Module => "module",
+        Kind::Component => "component",
+    };
+    let invalid = |e: wasmtime::Error| EngineError::Invalid { path: artifact.path.clone(), what, source: e.into() };
+    let compiled = match artifact.kind {
+        Kind::Module => Compiled::Module(Module::from_binary(engine, wasm).map_err(invalid)?),
+        Kind::Component => Compiled::Component(Component::from_binary(engine, wasm).map_err(invalid)?),
+    };
+    if let Some(cache) = cache {
+        // A cache that cannot be written costs speed, not correctness.
+        if let Err(e) = compiled
+            .serialize()
+            .and_then(|bytes| cache.put(&key, artifact.kind, &bytes).map_err(|e| EngineError::Internal(e.into())))
+        {
+            tracing::warn!(dir = %cache.dir().display(), "could not write the compile cache: {e:#}");
+        }
+    }
+    Ok((compiled, CompileSource::Compiled))
+}
+
+fn deserialize(engine: &Engine, kind: Kind, payload: &[u8]) -> wasmtime::Result<Compiled> {
+    // SAFETY: wasmtime's deserializers trust their input to be its own output. Payloads reach
+    // here only after our header checksum matched: either a cache entry this user's wasmbox
+    // wrote, or a `wasmbox compile` file the user explicitly allowed with --allow-precompiled.
+    // wasmtime itself still rejects output of another version or configuration.
+    Ok(match kind {
+        Kind::Module => Compiled::Module(unsafe { Module::deserialize(engine, payload)? }),
+        Kind::Component => Compiled::Component(unsafe { Component::deserialize(engine, payload)? }),
+    })
+}

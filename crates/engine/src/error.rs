@@ -1,0 +1,121 @@
+//! `EngineError`: every way running an artifact can fail, each mapped to one exit code.
+//!
+//! The CLI never guesses an exit code from a message: it asks [`EngineError::exit_code`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::units::{format_duration, format_size};
+
+/// The limit that stopped a guest (exit code 137).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitHit {
+    /// The container's total memory (all memories and tables) would exceed this many bytes.
+    Memory(u64),
+    /// The wall-clock deadline passed.
+    Timeout(Duration),
+    /// The instruction budget ran out.
+    Fuel(u64),
+}
+
+impl std::fmt::Display for LimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LimitHit::Memory(b) => write!(f, "memory limit of {} reached", format_size(*b)),
+            LimitHit::Timeout(d) => write!(f, "timeout of {} reached", format_duration(*d)),
+            LimitHit::Fuel(n) => write!(f, "fuel limit of {n} instructions exhausted"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{path}: no such file")]
+    NotFound { path: PathBuf },
+
+    #[error("failed to read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path} is not a WebAssembly file: {reason}")]
+    NotWasm { path: PathBuf, reason: String },
+
+    #[error("{path} is not a valid WebAssembly {what}")]
+    Invalid {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: anyhow::Error,
+    },
+
+    #[error("{path} is precompiled native code; refusing to load it without --allow-precompiled")]
+    PrecompiledNotAllowed { path: PathBuf },
+
+    #[error("{path} was precompiled for a different wasmbox or engine configuration")]
+    PrecompiledIncompatible {
+        path: PathBuf,
+        #[source]
+        source: anyhow::Error,
+    },
+
+    #[error("the artifact imports `{import}`, which wasmbox does not provide")]
+    MissingImport { import: String, hint: Option<String> },
+
+    #[error("{0}")]
+    NotRunnable(String),
+
+    #[error("guest trapped: {message}{backtrace}")]
+    Trap { message: String, backtrace: String },
+
+    #[error("guest stopped: {0}")]
+    Limit(LimitHit),
+
+    #[error("cannot grant {what}")]
+    Grant {
+        what: String,
+        #[source]
+        source: anyhow::Error,
+    },
+
+    #[error("{0}")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl EngineError {
+    /// The `wasmbox run` exit code for this failure (see the table in README.md).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EngineError::NotFound { .. } => 127,
+            EngineError::NotWasm { .. }
+            | EngineError::Invalid { .. }
+            | EngineError::PrecompiledNotAllowed { .. }
+            | EngineError::PrecompiledIncompatible { .. }
+            | EngineError::MissingImport { .. }
+            | EngineError::NotRunnable(_) => 126,
+            EngineError::Trap { .. } => 134,
+            EngineError::Limit(_) => 137,
+            EngineError::Read { .. } | EngineError::Grant { .. } | EngineError::Internal(_) => 125,
+        }
+    }
+
+    /// A one-line suggestion for the user, where we know the fix.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            EngineError::NotFound { .. } => Some("check the path; wasmbox run takes a .wasm or .wat file".into()),
+            EngineError::PrecompiledNotAllowed { .. } => Some(
+                "precompiled files run native code without validation; pass --allow-precompiled only for files you built with `wasmbox compile`".into(),
+            ),
+            EngineError::PrecompiledIncompatible { .. } => {
+                Some("recompile it from the .wasm with `wasmbox compile` (or run the .wasm directly)".into())
+            }
+            EngineError::MissingImport { hint, .. } => hint.clone(),
+            EngineError::Limit(LimitHit::Memory(_)) => Some("raise the limit with -m/--memory, e.g. -m 2G".into()),
+            EngineError::Limit(LimitHit::Timeout(_)) => Some("raise the deadline with --timeout, e.g. --timeout 30s".into()),
+            EngineError::Limit(LimitHit::Fuel(_)) => Some("raise the budget with --fuel".into()),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! `inspect`: what an artifact is, what it imports and exports, and which host capabilities it
+//! could ask for — read from its imports, without running it.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use wasmtime::component::types::ComponentItem;
+
+use crate::artifact::{Artifact, Code, Kind};
+use crate::cache::hex;
+use crate::compile::Compiled;
+use crate::engine::Runtime;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    pub path: String,
+    pub kind: Kind,
+    pub precompiled: bool,
+    pub size: u64,
+    pub sha256: String,
+    /// `preview1`, `preview0`, `0.2.x`, or `none`.
+    pub wasi: String,
+    /// `command` (has `_start` / `wasi:cli/run`), `http-proxy`, `library` or `reactor`.
+    pub world: String,
+    pub imports: Vec<Item>,
+    pub exports: Vec<Item>,
+    pub capabilities: Vec<Capability>,
+}
+
+/// A top-level import or export, with the functions of an interface (components) or its kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub name: String,
+    /// `func`, `memory`, `table`, `global`, `tag` (modules); `interface`, `func`, `type`,
+    /// `module`, `component`, `resource` (components).
+    pub kind: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<String>,
+}
+
+/// A capability the artifact's imports let it ask for, and how a user grants it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Capability {
+    pub name: &'static str,
+    pub grant: &'static str,
+}
+
+/// (capability, how to grant, preview-1 function prefixes, WASI 0.2 interface prefixes)
+const CAPABILITIES: &[(&str, &str, &[&str], &[&str])] = &[
+    ("filesystem", "-v/--dir HOST[:GUEST][:ro]", &["path_", "fd_readdir", "fd_prestat"], &["wasi:filesystem/"]),
+    ("sockets", "--net-allow SPEC", &["sock_"], &["wasi:sockets/"]),
+    ("http", "not available in `run`", &[], &["wasi:http/"]),
+    ("env/args", "-e/--env, --env-file, ARGS", &["environ_", "args_"], &["wasi:cli/environment"]),
+    ("clocks", "always granted", &["clock_", "poll_oneoff"], &["wasi:clocks/"]),
+    ("random", "always granted", &["random_get"], &["wasi:random/"]),
+    ("stdio", "always granted", &["fd_read", "fd_write"], &["wasi:cli/stdin", "wasi:cli/stdout", "wasi:cli/stderr"]),
+];
+
+/// Inspects `artifact`. Components are described through wasmtime's types, so their compiled
+/// form is needed; modules are read with wasmparser.
+pub fn inspect(rt: &Runtime, artifact: &Artifact, compiled: Option<&Compiled>) -> Inspection {
+    let (imports, exports) = match (compiled, artifact.wasm()) {
+        (Some(Compiled::Component(c)), _) => component_items(rt, c),
+        (_, Some(wasm)) if artifact.kind == Kind::Module => module_items(wasm),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let names = |items: &[Item]| items.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
+    let import_names = names(&imports);
+    let export_names = names(&exports);
+    Inspection {
+        path: artifact.path.display().to_string(),
+        kind: artifact.kind,
+        precompiled: matches!(artifact.code, Code::Precompiled(_)),
+        size: artifact.file_size,
+        sha256: hex(&artifact.sha256),
+        wasi: wasi_version(&import_names),
+        world: world(artifact.kind, &export_names),
+        capabilities: capabilities(&import_names),
+        imports,
+        exports,
+    }
+}
+
+fn module_items(wasm: &[u8]) -> (Vec<Item>, Vec<Item>) {
+    use wasmparser::{ExternalKind, Payload, TypeRef};
+    let mut imports = Vec::new();
+    let mut exports = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        let Ok(payload) = payload else { break };
+        match payload {
+            Payload::ImportSection(section) => {
+                for import in section.into_imports().flatten() {
+                    let kind = match import.ty {
+                        TypeRef::Func(_) | TypeRef::FuncExact(_) => "func",
+                        TypeRef::Memory(_) => "memory",
+                        TypeRef::Table(_) => "table",
+                        TypeRef::Global(_) => "global",
+                        TypeRef::Tag(_) => "tag",
+                    };
+                    imports.push(Item {
+                        name: format!("{}#{}", import.module, import.name),
+                        kind: kind.into(),
+                        functions: vec![],
+                    });
+                }
+            }
+            Payload::ExportSection(section) => {
+                for export in section.into_iter().flatten() {
+                    let kind = match export.kind {
+                        ExternalKind::Func | ExternalKind::FuncExact => "func",
+                        ExternalKind::Memory => "memory",
+                        ExternalKind::Table => "table",
+                        ExternalKind::Global => "global",
+                        ExternalKind::Tag => "tag",
+                    };
+                    exports.push(Item { name: export.name.to_string(), kind: kind.into(), functions: vec![] });
+                }
+            }
+            _ => {}
+        }
+    }
+    (imports, exports)
+}
+
+fn component_items(rt: &Runtime, component: &wasmtime::component::Component) -> (Vec<Item>, Vec<Item>) {
+    let engine = rt.engine();
+    let ty = component.component_type();
+    let describe = |name: &str, item: ComponentItem| {
+        let (kind, functions) = match item {
+            ComponentItem::ComponentInstance(inst) => (
+                "interface",
+                inst.exports(engine)
+                    .filter(|(_, i)| matches!(i.ty, ComponentItem::ComponentFunc(_)))
+                    .map(|(n, _)| n.to_string())
+                    .collect(),
+            ),
+            ComponentItem::ComponentFunc(_) => ("func", vec![]),
+            ComponentItem::CoreFunc(_) => ("core-func", vec![]),
+            ComponentItem::Module(_) => ("module", vec![]),
+            ComponentItem::Component(_) => ("component", vec![]),
+            ComponentItem::Type(_) => ("type", vec![]),
+            ComponentItem::Resource(_) => ("resource", vec![]),
+        };
+        Item { name: name.to_string(), kind: kind.into(), functions }
+    };
+    let imports = ty.imports(engine).map(|(n, i)| describe(n, i.ty)).collect();
+    let exports = ty.exports(engine).map(|(n, i)| describe(n, i.ty)).collect();
+    (imports, exports)
+}
+
+fn wasi_version(imports: &[String]) -> String {
+    if imports.iter().any(|i| i.starts_with("wasi_snapshot_preview1#")) {
+        return "preview1".into();
+    }
+    if imports.iter().any(|i| i.starts_with("wasi_unstable#")) {
+        return "preview0".into();
+    }
+    // Components: the highest version of any wasi: import (`wasi:cli/environment@0.2.6`).
+    let versions: BTreeSet<Vec<u64>> = imports
+        .iter()
+        .filter(|i| i.starts_with("wasi:"))
+        .filter_map(|i| i.rsplit_once('@'))
+        .map(|(_, v)| v.split('.').map(|p| p.parse().unwrap_or(0)).collect())
+        .collect();
+    match versions.last() {
+        Some(v) => v.iter().map(u64::to_string).collect::<Vec<_>>().join("."),
+        None => "none".into(),
+    }
+}
+
+fn world(kind: Kind, exports: &[String]) -> String {
+    let has = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
+    match kind {
+        Kind::Module if has("_start") => "command",
+        Kind::Module if has("_initialize") => "reactor",
+        Kind::Component if has("wasi:cli/run") => "command",
+        Kind::Component if has("wasi:http/incoming-handler") => "http-proxy",
+        _ => "library",
+    }
+    .into()
+}
+
+fn capabilities(imports: &[String]) -> Vec<Capability> {
+    CAPABILITIES
+        .iter()
+        .filter(|(_, _, p1, p2)| {
+            imports.iter().any(|i| match i.split_once('#') {
+                Some(("wasi_snapshot_preview1" | "wasi_unstable", func)) => p1.iter().any(|p| func.starts_with(p)),
+                _ => p2.iter().any(|p| i.starts_with(p)),
+            })
+        })
+        .map(|(name, grant, _, _)| Capability { name, grant })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_from_imports() {
+        let caps = capabilities(&[
+            "wasi_snapshot_preview1#path_open".into(),
+            "wasi_snapshot_preview1#fd_write".into(),
+            "wasi:sockets/tcp@0.2.6".into(),
+        ]);
+        let names: Vec<_> = caps.iter().map(|c| c.name).collect();
+        assert_eq!(names, ["filesystem", "sockets", "stdio"]);
+        assert_eq!(wasi_version(&["wasi:cli/run@0.2.6".into(), "wasi:io/poll@0.2.10".into()]), "0.2.10");
+        assert_eq!(wasi_version(&["env#f".into()]), "none");
+    }
+}

@@ -1,0 +1,30 @@
+//! wasmbox-engine: the only crate that touches wasmtime — engine configuration, the compile
+//! cache, limits, capabilities and running a module or component as one container.
+//!
+//! Not here: images, HTTP serving, container lifecycle (other crates build on this one).
+//! Main types: [`Runtime`], [`Artifact`], [`Compiled`], [`Capabilities`], [`Limits`], [`EngineError`].
+
+pub mod artifact;
+pub mod cache;
+pub mod capabilities;
+pub mod compile;
+pub mod engine;
+pub mod error;
+pub mod fs;
+pub mod inspect;
+pub mod limits;
+mod lookup;
+pub mod net;
+pub mod run;
+pub mod units;
+mod wasi;
+
+pub use artifact::{Artifact, Kind};
+pub use cache::CompileCache;
+pub use capabilities::{Capabilities, Preopen, Stdin};
+pub use compile::{CompileSource, Compiled, compile};
+pub use engine::{EngineOptions, Runtime};
+pub use error::{EngineError, LimitHit};
+pub use limits::Limits;
+pub use net::{NetPolicy, NetRule};
+pub use run::run;

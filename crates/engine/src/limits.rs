@@ -1,0 +1,111 @@
+//! `Limits`: what one container may consume, and the `ResourceLimiter` that enforces the memory part.
+//!
+//! Memory is counted per container across *all* linear memories and tables, so a module cannot
+//! escape the limit by declaring many small memories.
+
+use std::time::Duration;
+
+/// Resource limits of one container. The defaults are the documented ones for `wasmbox run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Total bytes of all linear memories plus tables (8 bytes per table element).
+    /// Default: [`Limits::DEFAULT_MEMORY`] (1 GiB).
+    pub memory_bytes: u64,
+    /// Wall-clock deadline for the whole run. Default: none.
+    pub timeout: Option<Duration>,
+    /// Instruction budget (wasmtime fuel units, about one per instruction). Default: none.
+    pub fuel: Option<u64>,
+    /// Maximum number of core instances, memories and tables each. Default: 1000.
+    pub max_instances: usize,
+}
+
+impl Limits {
+    pub const DEFAULT_MEMORY: u64 = 1 << 30;
+    pub const DEFAULT_MAX_INSTANCES: usize = 1000;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: Self::DEFAULT_MEMORY,
+            timeout: None,
+            fuel: None,
+            max_instances: Self::DEFAULT_MAX_INSTANCES,
+        }
+    }
+}
+
+/// Bytes charged per table element: tables hold pointer-sized references on the host.
+pub const TABLE_ELEMENT_BYTES: u64 = 8;
+
+/// Tracks one container's memory total and refuses growth past it.
+///
+/// Growth past the limit fails the way Wasm says it fails (`memory.grow` returns -1), and
+/// `hit` records it, so a guest that then traps is reported as stopped by the memory limit.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    limit: u64,
+    used: u64,
+    max_instances: usize,
+    pub hit: bool,
+}
+
+impl MemoryLimiter {
+    pub fn new(limits: &Limits) -> Self {
+        MemoryLimiter { limit: limits.memory_bytes, used: 0, max_instances: limits.max_instances, hit: false }
+    }
+
+    fn grow(&mut self, current: u64, desired: u64) -> bool {
+        let extra = desired.saturating_sub(current);
+        match self.used.checked_add(extra) {
+            Some(total) if total <= self.limit => {
+                self.used = total;
+                true
+            }
+            _ => {
+                self.hit = true;
+                false
+            }
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(self.grow(current as u64, desired as u64))
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let bytes = |n: usize| (n as u64).saturating_mul(TABLE_ELEMENT_BYTES);
+        Ok(self.grow(bytes(current), bytes(desired)))
+    }
+
+    fn instances(&self) -> usize {
+        self.max_instances
+    }
+
+    fn tables(&self) -> usize {
+        self.max_instances
+    }
+
+    fn memories(&self) -> usize {
+        self.max_instances
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn total_is_shared_across_memories_and_tables() {
+        let mut l = MemoryLimiter::new(&Limits { memory_bytes: 100, ..Limits::default() });
+        assert!(l.memory_growing(0, 60, None).unwrap());
+        assert!(!l.hit);
+        assert!(!l.memory_growing(0, 60, None).unwrap(), "second memory must not fit");
+        assert!(l.hit);
+        assert!(l.table_growing(0, 5, None).unwrap(), "40 bytes of table fit beside 60 of memory");
+        assert!(!l.table_growing(5, 6, None).unwrap());
+    }
+}

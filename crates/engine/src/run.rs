@@ -1,0 +1,235 @@
+//! `run`: instantiate compiled code as one container and run it to its end — a WASI preview 1
+//! command module (`_start`) or a WASI 0.2 command component (`wasi:cli/run`).
+//!
+//! The result is the guest's exit code, or an [`EngineError`] that says which exit code and why.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{Module, Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::capabilities::Capabilities;
+use crate::compile::Compiled;
+use crate::engine::Runtime;
+use crate::error::{EngineError, LimitHit};
+use crate::limits::{Limits, MemoryLimiter};
+use crate::lookup::{HasNetPolicy, shadow_name_lookup};
+use crate::net::NetPolicy;
+use crate::wasi::build_ctx;
+
+/// Runs `compiled` with exactly `caps` and `limits`; returns the guest's exit code.
+pub async fn run(rt: &Runtime, compiled: &Compiled, caps: &Capabilities, limits: &Limits) -> Result<i32, EngineError> {
+    if limits.fuel.is_some() && !rt.options().fuel {
+        return Err(EngineError::Internal(anyhow::anyhow!("--fuel needs an engine created with fuel enabled")));
+    }
+    let wasi = build_ctx(caps)?;
+    let _ticker = limits.timeout.map(|_| rt.start_ticker());
+    match compiled {
+        Compiled::Module(m) => run_module(rt, m, wasi, limits).await,
+        Compiled::Component(c) => run_component(rt, c, wasi, Arc::new(caps.net.clone()), limits).await,
+    }
+}
+
+struct ModuleHost {
+    wasi: WasiP1Ctx,
+    limiter: MemoryLimiter,
+}
+
+struct ComponentHost {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    net: Arc<NetPolicy>,
+}
+
+impl WasiView for ComponentHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl HasNetPolicy for ComponentHost {
+    fn net_policy(&self) -> Arc<NetPolicy> {
+        self.net.clone()
+    }
+}
+
+async fn run_module(rt: &Runtime, module: &Module, wasi: WasiCtxBuilder, limits: &Limits) -> Result<i32, EngineError> {
+    let mut wasi = wasi;
+    let engine = rt.engine();
+    let mut linker = wasmtime::Linker::<ModuleHost>::new(engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi).map_err(internal)?;
+    let pre = linker.instantiate_pre(module).map_err(link_error)?;
+    if module.get_export("_start").is_none() {
+        return Err(EngineError::NotRunnable(
+            "the module exports no `_start` function: it is a library, not a WASI command".into(),
+        ));
+    }
+    let mut store = Store::new(engine, ModuleHost { wasi: wasi.build_p1(), limiter: MemoryLimiter::new(limits) });
+    store.limiter(|h| &mut h.limiter);
+    arm_limits(&mut store, limits)?;
+    let outcome = with_deadline(limits.timeout, async {
+        let instance = pre.instantiate_async(&mut store).await?;
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+        start.call_async(&mut store, ()).await
+    })
+    .await;
+    let memory_hit = store.data().limiter.hit;
+    finish(outcome.map(|r| r.map(|()| 0)), memory_hit, limits)
+}
+
+async fn run_component(
+    rt: &Runtime,
+    component: &Component,
+    wasi: WasiCtxBuilder,
+    net: Arc<NetPolicy>,
+    limits: &Limits,
+) -> Result<i32, EngineError> {
+    let mut wasi = wasi;
+    let engine = rt.engine();
+    let mut linker = wasmtime::component::Linker::<ComponentHost>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(internal)?;
+    shadow_name_lookup(&mut linker).map_err(EngineError::Internal)?;
+    let pre = linker.instantiate_pre(component).map_err(link_error)?;
+    let pre = CommandPre::new(pre).map_err(|e| {
+        EngineError::NotRunnable(format!(
+            "the component does not export `wasi:cli/run`: it is not a WASI command ({e})"
+        ))
+    })?;
+    let host =
+        ComponentHost { wasi: wasi.build(), table: ResourceTable::new(), limiter: MemoryLimiter::new(limits), net };
+    let mut store = Store::new(engine, host);
+    store.limiter(|h| &mut h.limiter);
+    arm_limits(&mut store, limits)?;
+    let outcome = with_deadline(limits.timeout, async {
+        let command = pre.instantiate_async(&mut store).await?;
+        command.wasi_cli_run().call_run(&mut store).await
+    })
+    .await;
+    let memory_hit = store.data().limiter.hit;
+    // `run` returning `err` is the component's way to say "exit code 1".
+    finish(outcome.map(|r| r.map(|ok| if ok.is_ok() { 0 } else { 1 })), memory_hit, limits)
+}
+
+/// Sets fuel and the epoch deadline on a fresh store.
+fn arm_limits<T: Send + 'static>(store: &mut Store<T>, limits: &Limits) -> Result<(), EngineError> {
+    if let Some(fuel) = limits.fuel {
+        store.set_fuel(fuel).map_err(internal)?;
+    }
+    match limits.timeout {
+        Some(timeout) => {
+            let deadline = Instant::now() + timeout;
+            store.set_epoch_deadline(1);
+            // Each epoch tick: stop the guest once past the deadline, otherwise yield to the
+            // executor so the wall-clock timer around the run can fire too.
+            store.epoch_deadline_callback(move |_| {
+                Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+            });
+        }
+        None => store.set_epoch_deadline(u64::MAX / 2),
+    }
+    Ok(())
+}
+
+/// `None` when the deadline passed while the guest was blocked in a host call (sleeping,
+/// reading stdin): dropping the future cancels the guest there.
+async fn with_deadline<F: Future>(timeout: Option<Duration>, fut: F) -> Option<F::Output> {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
+
+fn finish(outcome: Option<wasmtime::Result<i32>>, memory_hit: bool, limits: &Limits) -> Result<i32, EngineError> {
+    let timeout = || EngineError::Limit(LimitHit::Timeout(limits.timeout.unwrap_or_default()));
+    let err = match outcome {
+        None => return Err(timeout()),
+        Some(Ok(code)) => return Ok(code),
+        Some(Err(e)) => e,
+    };
+    if let Some(exit) = err.downcast_ref::<I32Exit>() {
+        return Ok(exit.0);
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => return Err(EngineError::Limit(LimitHit::Fuel(limits.fuel.unwrap_or(0)))),
+        Some(Trap::Interrupt) => return Err(timeout()),
+        _ => {}
+    }
+    // Growth past the memory limit fails the Wasm way (-1); a guest that then gives up by
+    // trapping (Rust aborts on allocation failure) was stopped by the limit, not by a bug.
+    if memory_hit {
+        return Err(EngineError::Limit(LimitHit::Memory(limits.memory_bytes)));
+    }
+    let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| format!("\n{bt}")).unwrap_or_default();
+    let message = match err.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => err.root_cause().to_string(),
+    };
+    Err(EngineError::Trap { message, backtrace: backtrace.trim_end().to_string() })
+}
+
+fn internal(e: wasmtime::Error) -> EngineError {
+    EngineError::Internal(e.into())
+}
+
+/// Maps a linking failure to "cannot run", naming the missing import and what would provide it.
+fn link_error(e: wasmtime::Error) -> EngineError {
+    let text = format!("{e:#}");
+    // wasmtime 48 words it "unknown import: `m::f` has not been defined" (modules) and
+    // "component imports instance `i`, but ..." (components): the name is the first `quoted` word.
+    let import = ["unknown import", "component imports"]
+        .iter()
+        .any(|p| text.contains(p))
+        .then(|| text.split('`').nth(1).map(str::to_string))
+        .flatten();
+    match import {
+        Some(import) => {
+            let import = import.replace("::", "#");
+            let hint = import_hint(&import);
+            EngineError::MissingImport { import, hint: Some(hint) }
+        }
+        None => EngineError::NotRunnable(format!("cannot link the artifact: {text}")),
+    }
+}
+
+/// What to do about a missing import, by the family it belongs to.
+fn import_hint(import: &str) -> String {
+    const PROVIDED: &str = "wasmbox run provides WASI preview 1 (wasi_snapshot_preview1) and WASI 0.2 \
+        (wasi:cli, wasi:filesystem, wasi:sockets, wasi:clocks, wasi:random, wasi:io)";
+    if import.starts_with("wasi:http/") {
+        format!("this is an HTTP component (wasi:http); {PROVIDED}")
+    } else if import.starts_with("wasi_unstable#") {
+        "the module targets the old WASI snapshot 0 (wasi_unstable); rebuild it for wasm32-wasip1".into()
+    } else if import.starts_with("env#") {
+        format!(
+            "the module expects a non-WASI host (Emscripten or a JS embedder); build it for wasm32-wasip1 or wasm32-wasip2; {PROVIDED}"
+        )
+    } else if import.starts_with("wasi") {
+        format!("that WASI interface or version is not available; {PROVIDED}")
+    } else {
+        format!("the artifact needs a host that implements `{import}`; {PROVIDED}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_names_are_extracted() {
+        let e = link_error(wasmtime::format_err!("unknown import: `acme:metrics::emit` has not been defined"));
+        assert!(matches!(&e, EngineError::MissingImport { import, .. } if import == "acme:metrics#emit"), "{e:?}");
+        let e = link_error(wasmtime::format_err!(
+            "component imports instance `acme:metrics/emit@1.0.0`, but a matching implementation was not found in the linker"
+        ));
+        assert!(
+            matches!(&e, EngineError::MissingImport { import, .. } if import == "acme:metrics/emit@1.0.0"),
+            "{e:?}"
+        );
+        assert_eq!(e.exit_code(), 126);
+    }
+}

@@ -1,0 +1,48 @@
+//! `build_ctx`: the one place `Capabilities` become a WASI context.
+
+use std::sync::Arc;
+
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::capabilities::{Capabilities, Stdin};
+use crate::error::EngineError;
+
+/// Builds the WASI context builder for `caps`. The caller finishes it with `build()` for a
+/// component or `build_p1()` for a core module; nothing is granted that `caps` does not list.
+pub fn build_ctx(caps: &Capabilities) -> Result<WasiCtxBuilder, EngineError> {
+    let mut b = WasiCtxBuilder::new();
+    match caps.stdin {
+        Stdin::Inherit => b.inherit_stdin(),
+        Stdin::Null => &mut b,
+    };
+    b.inherit_stdout().inherit_stderr();
+    b.args(&caps.args);
+    b.envs(&caps.env);
+
+    for p in &caps.preopens {
+        let what = || format!("--dir {}:{}", p.host.display(), p.guest);
+        if !p.host.is_dir() {
+            return Err(EngineError::Grant {
+                what: what(),
+                source: anyhow::anyhow!("{} is not a directory on the host", p.host.display()),
+            });
+        }
+        let perms = if p.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+        b.preopened_dir(&p.host, &p.guest, perms).map_err(|e| EngineError::Grant { what: what(), source: e.into() })?;
+    }
+
+    // Network: TCP and UDP exist only when something is allowed, and then every address is
+    // checked against the policy (connect, bind, send-to alike).
+    let net = Arc::new(caps.net.clone());
+    let enabled = !net.is_empty();
+    b.allow_tcp(enabled).allow_udp(enabled).allow_ip_name_lookup(enabled);
+    b.socket_addr_check(move |addr, _use: SocketAddrUse| {
+        let allowed = net.allows_addr(addr);
+        if !allowed {
+            tracing::debug!(%addr, "socket address denied by --net-allow");
+        }
+        Box::pin(async move { allowed })
+    });
+    Ok(b)
+}

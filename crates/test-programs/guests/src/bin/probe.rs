@@ -1,0 +1,118 @@
+//! One guest, many probes: `probe OP ARGS...` performs one operation against WASI and reports it.
+//!
+//! Success prints `ok` (plus any payload) and exits 0; a refused operation prints
+//! `denied: <error>` and exits 3, so tests can tell a sandbox refusal from a trap or a crash.
+
+use std::io::{Read, Write};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let op = args.get(1).map(String::as_str).unwrap_or("hello");
+    let a = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let result: std::io::Result<String> = match op {
+        "hello" => Ok("hello from a wasmbox guest".to_string()),
+        "exit" => exit(a(2).parse().unwrap_or(1)),
+        "args" => Ok(args[1..].join(" ")),
+        "env" => {
+            let mut vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+            vars.sort();
+            Ok(vars.join("\n"))
+        }
+        "cwd" => std::env::current_dir().map(|p| p.display().to_string()),
+        "read" => std::fs::read_to_string(a(2)),
+        "write" => std::fs::write(a(2), a(3)).map(|_| String::new()),
+        "append" => std::fs::OpenOptions::new()
+            .append(true)
+            .open(a(2))
+            .and_then(|mut f| f.write_all(a(3).as_bytes()))
+            .map(|_| String::new()),
+        "truncate" => std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(a(2))
+            .map(|_| String::new()),
+        "set-len" => std::fs::OpenOptions::new()
+            .write(true)
+            .open(a(2))
+            .and_then(|f| f.set_len(a(3).parse().unwrap_or(0)))
+            .map(|_| String::new()),
+        "create" => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(a(2))
+            .map(|_| String::new()),
+        "mkdir" => std::fs::create_dir(a(2)).map(|_| String::new()),
+        "remove" => std::fs::remove_file(a(2)).map(|_| String::new()),
+        "rename" => std::fs::rename(a(2), a(3)).map(|_| String::new()),
+        "link" => std::fs::hard_link(a(2), a(3)).map(|_| String::new()),
+        "ls" => std::fs::read_dir(a(2)).and_then(|rd| {
+            let mut names = Vec::new();
+            for entry in rd {
+                names.push(entry?.file_name().to_string_lossy().into_owned());
+            }
+            names.sort();
+            Ok(names.join("\n"))
+        }),
+        "stdin" => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).map(|_| s)
+        }
+        "connect" => connect(&a(2)),
+        "alloc-bomb" => {
+            // Leak 1 MiB chunks until the allocator fails: Rust aborts (a trap) on allocation failure.
+            let mut kept: Vec<Vec<u8>> = Vec::new();
+            loop {
+                kept.push(vec![1u8; 1 << 20]);
+                if kept.len() % 1024 == 0 {
+                    eprintln!("allocated {} MiB", kept.len());
+                }
+            }
+        }
+        "spin" => loop {
+            std::thread::sleep(std::time::Duration::from_millis(0));
+        },
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_millis(a(2).parse().unwrap_or(1000)));
+            Ok(String::new())
+        }
+        "panic" => panic!("probe was asked to panic"),
+        other => {
+            eprintln!("unknown probe op {other}");
+            std::process::exit(2);
+        }
+    };
+    match result {
+        Ok(out) if out.is_empty() => println!("ok"),
+        Ok(out) => println!("ok\n{out}"),
+        Err(e) => {
+            println!("denied: {e}");
+            std::process::exit(3);
+        }
+    }
+}
+
+#[cfg(target_env = "p2")]
+fn exit(code: u8) -> ! {
+    wasip2::cli::exit::exit_with_code(code);
+    unreachable!("exit-with-code returned")
+}
+
+#[cfg(not(target_env = "p2"))]
+fn exit(code: u8) -> ! {
+    std::process::exit(code.into())
+}
+
+#[cfg(target_env = "p2")]
+fn connect(addr: &str) -> std::io::Result<String> {
+    use std::net::TcpStream;
+    let mut s = TcpStream::connect(addr)?;
+    s.write_all(b"ping")?;
+    let mut buf = [0u8; 4];
+    s.read_exact(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[cfg(not(target_env = "p2"))]
+fn connect(_addr: &str) -> std::io::Result<String> {
+    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "no sockets in WASI preview 1"))
+}

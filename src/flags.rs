@@ -1,0 +1,124 @@
+//! Flags shared by every command that starts a container (grants and limits), and their
+//! conversion into the engine's `Capabilities` and `Limits`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use wasmbox_engine::units::{parse_duration, parse_size};
+use wasmbox_engine::{Capabilities, Limits, NetPolicy, NetRule, Preopen};
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct GrantArgs {
+    /// Grant a host directory: HOST[:GUEST][:ro] (GUEST defaults to HOST; `:ro` makes it read-only)
+    #[arg(short = 'v', long = "dir", value_name = "HOST[:GUEST][:ro]", value_parser = Preopen::parse)]
+    pub dirs: Vec<Preopen>,
+
+    /// Set an environment variable (NAME=VALUE), or copy NAME from the host environment
+    #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// Read environment variables from a file (NAME=VALUE lines, `#` comments, bare NAME copies)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+
+    /// Allow sockets to HOST:PORT, IP[:PORT] or CIDR[:PORT], and lookups of allowed host names
+    #[arg(long = "net-allow", value_name = "SPEC", value_parser = |s: &str| s.parse::<NetRule>())]
+    pub net_allow: Vec<NetRule>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Memory limit for the whole container: all linear memories and tables together
+    #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    pub memory: u64,
+
+    /// Wall-clock deadline (e.g. 500ms, 5s, 2m); default: none
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Instruction budget (about one unit per Wasm instruction); default: none
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+}
+
+impl GrantArgs {
+    /// The capabilities these flags grant; `args` are the guest's argv including argv[0].
+    pub fn capabilities(&self, args: Vec<String>) -> anyhow::Result<Capabilities> {
+        let mut env: Vec<(String, String)> = Vec::new();
+        for file in &self.env_files {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("failed to read --env-file {}", file.display()))?;
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let entry = parse_env(line).with_context(|| format!("{}:{}", file.display(), i + 1))?;
+                env.extend(entry);
+            }
+        }
+        for spec in &self.env {
+            env.extend(parse_env(spec)?);
+        }
+        // Later settings win, as with docker; keep each name once, at its last position.
+        let mut deduped: Vec<(String, String)> = Vec::new();
+        for (k, v) in env.into_iter().rev() {
+            if !deduped.iter().any(|(seen, _)| *seen == k) {
+                deduped.push((k, v));
+            }
+        }
+        deduped.reverse();
+        Ok(Capabilities {
+            preopens: self.dirs.clone(),
+            env: deduped,
+            args,
+            net: NetPolicy::new(self.net_allow.clone()),
+            ..Capabilities::default()
+        })
+    }
+}
+
+/// `NAME=VALUE` sets; a bare `NAME` copies the host's value, or nothing if the host has none.
+fn parse_env(spec: &str) -> anyhow::Result<Option<(String, String)>> {
+    let (name, value) = match spec.split_once('=') {
+        Some((n, v)) => (n, Some(v.to_string())),
+        None => (spec, None),
+    };
+    if name.is_empty() || name.contains('\0') || value.as_deref().is_some_and(|v| v.contains('\0')) {
+        bail!("invalid environment variable `{spec}` (expected NAME=VALUE or NAME)");
+    }
+    let value = match value {
+        Some(v) => Some(v),
+        None => std::env::var(name).ok(),
+    };
+    Ok(value.map(|v| (name.to_string(), v)))
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits { memory_bytes: self.memory, timeout: self.timeout, fuel: self.fuel, ..Limits::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_flags_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vars");
+        std::fs::write(&file, "# comment\nA=from-file\n\nB=keep=equals\n").unwrap();
+        let g = GrantArgs {
+            env: vec!["A=flag".into(), "C=".into(), "WASMBOX_SURELY_UNSET_VAR".into()],
+            env_files: vec![file],
+            ..Default::default()
+        };
+        let caps = g.capabilities(vec!["prog".into()]).unwrap();
+        let env: Vec<(&str, &str)> = caps.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(env, [("B", "keep=equals"), ("A", "flag"), ("C", "")]);
+        assert!(parse_env("=x").is_err());
+    }
+}

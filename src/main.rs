@@ -1,0 +1,42 @@
+//! The `wasmbox` command line: clap dispatch only; each subcommand lives in `commands/<verb>.rs`.
+
+mod commands;
+mod flags;
+mod home;
+mod report;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "wasmbox",
+    version,
+    about = "Run WebAssembly modules and components as deny-by-default containers",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Run(commands::run::RunArgs),
+    Compile(commands::compile::CompileArgs),
+    Inspect(commands::inspect::InspectArgs),
+}
+
+fn main() {
+    report::install_panic_hook();
+    report::init_logging();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => report::clap_error(e),
+    };
+    let result = match cli.command {
+        Command::Run(args) => commands::run::exec(args),
+        Command::Compile(args) => commands::compile::exec(args),
+        Command::Inspect(args) => commands::inspect::exec(args),
+    };
+    std::process::exit(report::exit_code(result));
+}

@@ -1,0 +1,70 @@
+//! How wasmbox talks about failure: `error: …` with the cause chain, a `hint: …` where we know
+//! the fix, and the documented exit code. No Rust backtraces reach users.
+
+use std::io::IsTerminal;
+
+use wasmbox_engine::EngineError;
+
+/// Exit code when wasmbox itself failed (bad flags, internal error).
+pub const WASMBOX_FAILED: i32 = 125;
+
+/// Prints `result`'s error (if any) and returns the process exit code.
+pub fn exit_code(result: anyhow::Result<i32>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            let engine = err.chain().find_map(|e| e.downcast_ref::<EngineError>());
+            eprintln!("{}: {err:#}", paint("error", "1;31"));
+            if let Some(hint) = engine.and_then(EngineError::hint) {
+                eprintln!("{}: {hint}", paint("hint", "1;36"));
+            }
+            engine.map_or(WASMBOX_FAILED, EngineError::exit_code)
+        }
+    }
+}
+
+/// Usage errors exit 125 (not clap's 2, which a guest could return); `--help` and `--version`
+/// exit 0.
+pub fn clap_error(e: clap::Error) -> ! {
+    let code = if e.use_stderr() { WASMBOX_FAILED } else { 0 };
+    let _ = e.print();
+    std::process::exit(code)
+}
+
+/// A panic is a wasmbox bug: one line saying so, exit 125, no Rust backtrace.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("error: internal error: {msg}{at} (this is a wasmbox bug; please report it)");
+        std::process::exit(WASMBOX_FAILED);
+    }));
+}
+
+/// `WASMBOX_LOG=debug` (any tracing filter) turns on diagnostics on stderr.
+pub fn init_logging() {
+    if let Ok(spec) = std::env::var("WASMBOX_LOG") {
+        // A bare level (`debug`) is about wasmbox itself, not every dependency's internals.
+        let spec = if spec.contains('=') { spec } else { format!("warn,wasmbox={spec},wasmbox_engine={spec}") };
+        let filter = tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|_| "warn".into());
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(use_color())
+            .without_time()
+            .init();
+    }
+}
+
+fn use_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+fn paint(text: &str, style: &str) -> String {
+    if use_color() { format!("\x1b[{style}m{text}\x1b[0m") } else { text.to_string() }
+}
