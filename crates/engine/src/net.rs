@@ -141,6 +141,17 @@ impl NetPolicy {
         }) || self.resolved.iter().any(|(a, p)| *a == ip && port_ok(*p))
     }
 
+    /// May a socket use `addr` for `bind` (true) or anything else (connect, listen, accept,
+    /// send-to)? Binding the wildcard address with port 0 is the ephemeral local end every
+    /// outbound connection gets (wasmtime checks it before each connect), so it is allowed
+    /// whenever any network is; listening on such a socket is still checked against the rules.
+    pub fn allows_socket(&self, addr: SocketAddr, bind: bool) -> bool {
+        if bind && !self.is_empty() && addr.ip().is_unspecified() && addr.port() == 0 {
+            return true;
+        }
+        self.allows_addr(addr)
+    }
+
     /// May the guest look up `name`? IP literals need no lookup; host names must be listed.
     pub fn allows_lookup(&self, name: &str) -> bool {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
@@ -187,6 +198,16 @@ mod tests {
         assert!(!p.allows_addr("169.254.169.254:80".parse().unwrap()));
         assert!(p.allows_addr("[::ffff:127.0.0.1]:8080".parse().unwrap()), "v4-mapped counts as v4");
         assert!(!NetPolicy::default().allows_addr("127.0.0.1:8080".parse().unwrap()));
+    }
+
+    #[test]
+    fn ephemeral_bind_only_with_some_network() {
+        let p = NetPolicy::new(vec![rule("127.0.0.1:8080")]);
+        assert!(p.allows_socket("0.0.0.0:0".parse().unwrap(), true));
+        assert!(p.allows_socket("[::]:0".parse().unwrap(), true));
+        assert!(!p.allows_socket("0.0.0.0:0".parse().unwrap(), false), "listening on the wildcard is not implied");
+        assert!(!p.allows_socket("0.0.0.0:80".parse().unwrap(), true));
+        assert!(!NetPolicy::default().allows_socket("0.0.0.0:0".parse().unwrap(), true));
     }
 
     #[test]

@@ -37,10 +37,11 @@ pub fn build_ctx(caps: &Capabilities) -> Result<WasiCtxBuilder, EngineError> {
     let net = Arc::new(caps.net.clone());
     let enabled = !net.is_empty();
     b.allow_tcp(enabled).allow_udp(enabled).allow_ip_name_lookup(enabled);
-    b.socket_addr_check(move |addr, _use: SocketAddrUse| {
-        let allowed = net.allows_addr(addr);
+    b.socket_addr_check(move |addr, usage: SocketAddrUse| {
+        let bind = matches!(usage, SocketAddrUse::TcpBind | SocketAddrUse::UdpBind);
+        let allowed = net.allows_socket(addr, bind);
         if !allowed {
-            tracing::debug!(%addr, "socket address denied by --net-allow");
+            tracing::debug!(%addr, ?usage, "socket address denied by --net-allow");
         }
         Box::pin(async move { allowed })
     });

@@ -78,7 +78,7 @@ fn main() {
         "panic" => panic!("probe was asked to panic"),
         other => {
             eprintln!("unknown probe op {other}");
-            std::process::exit(2);
+            exit(2);
         }
     };
     match result {
@@ -86,7 +86,7 @@ fn main() {
         Ok(out) => println!("ok\n{out}"),
         Err(e) => {
             println!("denied: {e}");
-            std::process::exit(3);
+            exit(3);
         }
     }
 }

@@ -1,0 +1,126 @@
+//! Helpers for integration tests: run the real `wasmbox` binary with a private WASMBOX_HOME.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use wasmbox_test_programs::{PROBE_COMPONENT, PROBE_MODULE, wat};
+
+/// Both builds of the probe guest, for tests that must hold for modules and components alike.
+pub const PROBES: [(&str, &str); 2] = [("module", PROBE_MODULE), ("component", PROBE_COMPONENT)];
+
+/// A temporary WASMBOX_HOME; removed when dropped.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `wasmbox` with this home, a clean log setting and no stdin.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wasmbox"));
+        c.env("WASMBOX_HOME", self.path()).env_remove("WASMBOX_LOG").env("NO_COLOR", "1").stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Out {
+        Out::from(self.cmd().args(args).output().unwrap())
+    }
+
+    /// Compiled-code cache entries currently on disk.
+    pub fn cache_entries(&self) -> Vec<PathBuf> {
+        match std::fs::read_dir(self.path().join("cache/compiled-v1")) {
+            Ok(rd) => rd.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "bin")).collect(),
+            Err(_) => vec![],
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Out {
+    fn from(o: Output) -> Out {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Out {
+    /// Asserts the exit code, printing both streams when it differs.
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Out {
+        assert_eq!(self.code, expected, "exit code\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Out {
+        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Out {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}\nstderr: {}", self.stderr);
+        self
+    }
+
+    /// A sandbox refusal reported by the probe guest (exit 3, `denied: ...`).
+    #[track_caller]
+    pub fn denied(&self) -> &Out {
+        self.code(3).stdout_has("denied:")
+    }
+
+    /// No Rust panic or backtrace of wasmbox itself reached the user. (A guest's own Rust
+    /// runtime may print panic notes to the guest's stderr; those are not wasmbox's.)
+    #[track_caller]
+    pub fn no_panic(&self) -> &Out {
+        for bad in ["thread 'main' panicked", "wasmbox bug", "stack backtrace:", "internal error"] {
+            assert!(!self.stderr.contains(bad), "wasmbox leaked {bad:?}: {}", self.stderr);
+        }
+        self
+    }
+}
+
+/// A one-shot TCP echo-ish server on 127.0.0.1: answers `pong` to the first 4 bytes of each
+/// connection, and stops by itself after `lifetime`.
+pub fn pong_server(lifetime: Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let end = Instant::now() + lifetime;
+        while Instant::now() < end {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    let mut buf = [0u8; 4];
+                    if s.read_exact(&mut buf).is_ok() {
+                        let _ = s.write_all(b"pong");
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    port
+}
