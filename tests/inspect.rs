@@ -38,7 +38,8 @@ fn component_interfaces_and_functions_are_listed() {
     assert_eq!(v["kind"], "component");
     assert_eq!(v["world"], "command");
     assert!(v["wasi"].as_str().unwrap().starts_with("0.2."));
-    let exit = v["imports"].as_array().unwrap().iter().find(|i| i["name"].as_str().unwrap().starts_with("wasi:cli/exit@"));
+    let exit =
+        v["imports"].as_array().unwrap().iter().find(|i| i["name"].as_str().unwrap().starts_with("wasi:cli/exit@"));
     let functions = exit.expect("imports wasi:cli/exit")["functions"].as_array().unwrap();
     assert!(functions.iter().any(|f| f == "exit-with-code"));
     assert!(names(&v, "exports").iter().any(|e| e.starts_with("wasi:cli/run@")));

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)] // each test binary uses a different subset
 pub use wasmbox_test_programs::{PROBE_COMPONENT, PROBE_MODULE, wat};
 
 /// Both builds of the probe guest, for tests that must hold for modules and components alike.
@@ -73,7 +74,12 @@ impl Out {
 
     #[track_caller]
     pub fn stdout_has(&self, needle: &str) -> &Out {
-        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 

@@ -44,7 +44,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn format_size(bytes: u64) -> String {
     const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (name, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{} {name}", bytes / size);
         }
     }
@@ -54,9 +54,9 @@ pub fn format_size(bytes: u64) -> String {
 /// Formats a duration compactly: `200ms`, `5s`, `1.5s`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms >= 1000 && ms % 1000 == 0 {
+    if ms >= 1000 && ms.is_multiple_of(1000) {
         format!("{}s", d.as_secs())
-    } else if ms >= 1000 && ms % 100 == 0 {
+    } else if ms >= 1000 && ms.is_multiple_of(100) {
         format!("{:.1}s", d.as_secs_f64())
     } else {
         format!("{ms}ms")
