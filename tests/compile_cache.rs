@@ -86,6 +86,7 @@ fn precompiled_output_runs_only_when_allowed() {
         let out = out_path.to_str().unwrap();
         home.run(&["compile", probe, "-o", out]).code(0).stderr_has("compiled");
         home.run(&["run", out, "hello"]).code(126).stderr_has("--allow-precompiled");
+        home.run(&["inspect", out]).code(0).stdout_has(&format!("kind:    precompiled {kind}")).stdout_has("not kept");
         home.run(&["run", "--allow-precompiled", out, "exit", "42"]).code(42);
         // Fuel-metered code is a different engine configuration: refused clearly.
         home.run(&["run", "--allow-precompiled", "--fuel", "1000000", out, "hello"])

@@ -47,6 +47,10 @@ fn render(i: &Inspection) -> String {
     };
     s += &format!("path:    {}\nkind:    {kind}\nsize:    {} bytes\nsha256:  {}\n", i.path, i.size, i.sha256);
     s += &format!("wasi:    {}\nworld:   {}\n", i.wasi, i.world);
+    if i.precompiled {
+        s += "imports, exports and capabilities are not kept in precompiled code; inspect the .wasm it came from\n";
+        return s;
+    }
     s += "capabilities it can ask for:\n";
     if i.capabilities.is_empty() {
         s += "  (none)\n";

@@ -18,9 +18,10 @@ pub struct Inspection {
     pub precompiled: bool,
     pub size: u64,
     pub sha256: String,
-    /// `preview1`, `preview0`, `0.2.x`, or `none`.
+    /// `preview1`, `preview0`, `0.2.x`, `none`, or `unknown` (precompiled code).
     pub wasi: String,
-    /// `command` (has `_start` / `wasi:cli/run`), `http-proxy`, `library` or `reactor`.
+    /// `command` (has `_start` / `wasi:cli/run`), `http-proxy`, `library`, `reactor`, or
+    /// `unknown` (precompiled code).
     pub world: String,
     pub imports: Vec<Item>,
     pub exports: Vec<Item>,
@@ -67,14 +68,17 @@ pub fn inspect(rt: &Runtime, artifact: &Artifact, compiled: Option<&Compiled>) -
     let names = |items: &[Item]| items.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
     let import_names = names(&imports);
     let export_names = names(&exports);
+    let precompiled = matches!(artifact.code, Code::Precompiled(_));
+    // Native code does not keep the Wasm import/export sections we read: say so, not "none".
+    let unknown = |known: String| if precompiled { "unknown".to_string() } else { known };
     Inspection {
         path: artifact.path.display().to_string(),
         kind: artifact.kind,
-        precompiled: matches!(artifact.code, Code::Precompiled(_)),
+        precompiled,
         size: artifact.file_size,
         sha256: hex(&artifact.sha256),
-        wasi: wasi_version(&import_names),
-        world: world(artifact.kind, &export_names),
+        wasi: unknown(wasi_version(&import_names)),
+        world: unknown(world(artifact.kind, &export_names)),
         capabilities: capabilities(&import_names),
         imports,
         exports,
