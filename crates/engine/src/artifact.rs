@@ -29,7 +29,8 @@ impl std::fmt::Display for Kind {
 pub enum Code {
     /// A Wasm binary (from a `.wasm`, or assembled from `.wat` text).
     Wasm(Vec<u8>),
-    /// Native code serialized by wasmtime (the payload of a `wasmbox compile` file).
+    /// A whole `wasmbox compile` file, header checked; wasmtime's serialized native code
+    /// starts at [`cache::HEADER_LEN`].
     Precompiled(Vec<u8>),
 }
 
@@ -40,13 +41,20 @@ pub struct Artifact {
     pub code: Code,
     /// Size of the file as read.
     pub file_size: u64,
-    /// sha256 of the file as read.
-    pub sha256: [u8; 32],
-    /// True when the file was `.wat` text.
-    pub from_text: bool,
+    /// The file's text when it was `.wat` (kept for its digest).
+    pub text: Option<Vec<u8>>,
 }
 
 impl Artifact {
+    /// sha256 of the file as read. Computed on request: running never needs it.
+    pub fn sha256(&self) -> [u8; 32] {
+        let file = match (&self.text, &self.code) {
+            (Some(text), _) => text,
+            (None, Code::Wasm(b) | Code::Precompiled(b)) => b,
+        };
+        Sha256::digest(file).into()
+    }
+
     /// The Wasm binary, if this is not precompiled code.
     pub fn wasm(&self) -> Option<&[u8]> {
         match &self.code {
@@ -74,9 +82,8 @@ pub fn load(path: &Path) -> Result<Artifact, EngineError> {
 /// Classifies `bytes` read from `path` (used in messages only).
 pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Artifact, EngineError> {
     let file_size = bytes.len() as u64;
-    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     let not_wasm = |reason: String| EngineError::NotWasm { path: path.to_path_buf(), reason };
-    let make = |kind, code, from_text| Artifact { path: path.to_path_buf(), kind, code, file_size, sha256, from_text };
+    let make = |kind, code, text| Artifact { path: path.to_path_buf(), kind, code, file_size, text };
 
     if bytes.is_empty() {
         return Err(not_wasm("the file is empty".into()));
@@ -89,12 +96,12 @@ pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Artifact, EngineError> 
         } else {
             return Err(not_wasm(format!("unknown Wasm binary version {:02x?}", &bytes[4..bytes.len().min(8)])));
         };
-        return Ok(make(kind, Code::Wasm(bytes), false));
+        return Ok(make(kind, Code::Wasm(bytes), None));
     }
     if bytes.starts_with(cache::MAGIC) {
-        let Entry { kind, payload } =
+        let Entry { kind, .. } =
             cache::decode_entry(&bytes).map_err(|why| not_wasm(format!("damaged precompiled file: {why}")))?;
-        return Ok(make(kind, Code::Precompiled(payload.to_vec()), false));
+        return Ok(make(kind, Code::Precompiled(bytes), None));
     }
     if wasmtime::Engine::detect_precompiled(&bytes).is_some() {
         return Err(not_wasm(
@@ -108,7 +115,8 @@ pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Artifact, EngineError> 
             source: anyhow::Error::msg(e.to_string()),
         })?;
         let kind = if wasmparser::Parser::is_component(&wasm) { Kind::Component } else { Kind::Module };
-        return Ok(make(kind, Code::Wasm(wasm.into_owned()), true));
+        let wasm = wasm.into_owned();
+        return Ok(make(kind, Code::Wasm(wasm), Some(bytes)));
     }
     let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
     Err(not_wasm(format!("it starts with bytes {} instead of the Wasm magic 00 61 73 6d", head.join(" "))))
@@ -139,7 +147,8 @@ mod tests {
         assert_eq!(classify(b"\0asm\x01\0\0\0").unwrap().kind, Kind::Module);
         assert_eq!(classify(b"\0asm\x0d\0\x01\0").unwrap().kind, Kind::Component);
         let a = classify(b"(module)").unwrap();
-        assert!(a.from_text && a.kind == Kind::Module);
+        assert!(a.text.is_some() && a.kind == Kind::Module);
+        assert_eq!(a.sha256(), <[u8; 32]>::from(Sha256::digest(b"(module)")), "digest of the file, not the binary");
         assert_eq!(classify(b";; c\n(component)").unwrap().kind, Kind::Component);
     }
 

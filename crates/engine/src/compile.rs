@@ -5,7 +5,7 @@ use wasmtime::Module;
 use wasmtime::component::Component;
 
 use crate::artifact::{Artifact, Code, Kind};
-use crate::cache::CompileCache;
+use crate::cache::{CompileCache, HEADER_LEN};
 use crate::engine::Runtime;
 use crate::error::EngineError;
 
@@ -52,11 +52,11 @@ pub fn compile(
 ) -> Result<(Compiled, CompileSource), EngineError> {
     let engine = rt.engine();
     let wasm = match &artifact.code {
-        Code::Precompiled(payload) => {
+        Code::Precompiled(file) => {
             if !allow_precompiled {
                 return Err(EngineError::PrecompiledNotAllowed { path: artifact.path.clone() });
             }
-            let compiled = deserialize(engine, artifact.kind, payload).map_err(|source| {
+            let compiled = deserialize(engine, artifact.kind, &file[HEADER_LEN..]).map_err(|source| {
                 EngineError::PrecompiledIncompatible { path: artifact.path.clone(), source: source.into() }
             })?;
             return Ok((compiled, CompileSource::Precompiled));
@@ -66,10 +66,10 @@ pub fn compile(
 
     let key = CompileCache::key(wasm, &rt.compat_digest());
     if let Some(cache) = cache
-        && let Some((kind, payload)) = cache.get(&key)
+        && let Some((kind, entry)) = cache.get(&key)
         && kind == artifact.kind
     {
-        match deserialize(engine, kind, &payload) {
+        match deserialize(engine, kind, &entry[HEADER_LEN..]) {
             Ok(compiled) => {
                 tracing::debug!(path = %artifact.path.display(), %key, "compile cache hit");
                 return Ok((compiled, CompileSource::Cache));

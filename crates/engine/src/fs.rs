@@ -8,7 +8,11 @@ use std::path::Path;
 /// part; concurrent writers of the same path each leave a complete file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    // tempfile creates 0600 files; a written file should get the usual 0644 less the umask.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -26,5 +30,9 @@ mod tests {
         super::write_atomic(&p, b"2").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"2");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temp file left behind");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o600, 0o600, "owner can read and write");
+        assert_eq!(mode & 0o133, 0, "no execute bits, no group/other write");
     }
 }

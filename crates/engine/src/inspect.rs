@@ -76,7 +76,7 @@ pub fn inspect(rt: &Runtime, artifact: &Artifact, compiled: Option<&Compiled>) -
         kind: artifact.kind,
         precompiled,
         size: artifact.file_size,
-        sha256: hex(&artifact.sha256),
+        sha256: hex(&artifact.sha256()),
         wasi: unknown(wasi_version(&import_names)),
         world: unknown(world(artifact.kind, &export_names)),
         capabilities: capabilities(&import_names),
