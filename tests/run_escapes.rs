@@ -113,3 +113,17 @@ fn trailing_slash_symlink_chain_is_denied() {
     }
     assert_eq!(snapshot(&l.outside), before, "outside dir changed");
 }
+
+#[test]
+fn nul_in_a_path_is_rejected() {
+    // A2: "x\0/../../escape" opened with O_CREAT straight through WASI preview 1.
+    let home = Home::new();
+    let l = layout();
+    let before = snapshot(&l.outside);
+    let grant = format!("{}:/sb", l.sandbox.display());
+    home.run(&["run", "-v", &grant, &wat("nul-path")]).code(3).no_panic();
+    let names: Vec<_> = snapshot(&l.sandbox).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["a", "inside.txt"], "sandbox gained an entry");
+    assert_eq!(snapshot(&l.outside), before, "outside dir changed");
+    assert!(!l.sandbox.parent().unwrap().join("escape").exists());
+}

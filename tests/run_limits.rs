@@ -78,3 +78,33 @@ fn guest_panic_is_a_trap() {
         home.run(&["run", probe, "panic"]).code(134).stderr_has("probe was asked to panic").stderr_has("guest trapped");
     }
 }
+
+#[test]
+fn descriptor_churn_does_not_exhaust_the_host() {
+    // A7 (CVE-2025-53901, GHSA-3p27-qvp9-27qf): 100k open/renumber/close rounds.
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let grant = format!("{}:/sb", dir.path().display());
+    let start = Instant::now();
+    let child =
+        home.cmd().args(["run", "-v", &grant, &wat("fd-churn")]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // Mid-run, the host process holds a handful of descriptors, not one per round.
+    std::thread::sleep(Duration::from_millis(1500));
+    let open_fds = std::fs::read_dir(format!("/proc/{}/fd", child.id())).map(|d| d.count()).unwrap_or(0);
+    assert!(open_fds < 64, "wasmbox holds {open_fds} descriptors mid-churn");
+    Out::from(child.wait_with_output().unwrap()).code(0).no_panic();
+    assert!(start.elapsed() < Duration::from_secs(60), "took {:?}", start.elapsed());
+    assert!(dir.path().join("f").exists());
+}
+
+#[test]
+fn huge_host_allocation_requests_are_refused() {
+    // B14 (GHSA-852m-cvvp-9p4w): get-random-bytes(1<<32) must not make the host allocate 4 GiB.
+    let home = Home::new();
+    let start = Instant::now();
+    let out = home.run(&["run", PROBE_COMPONENT, "random-bytes", &(1u64 << 32).to_string()]);
+    out.code(134).stderr_has("guest trapped").no_panic();
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    // A modest request still works.
+    home.run(&["run", PROBE_COMPONENT, "random-bytes", "4096"]).code(0).stdout_has("4096 bytes");
+}

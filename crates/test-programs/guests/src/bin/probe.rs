@@ -76,6 +76,7 @@ fn main() {
             Ok(String::new())
         }
         "panic" => panic!("probe was asked to panic"),
+        "random-bytes" => random_bytes(a(2).parse().unwrap_or(16)),
         other => {
             eprintln!("unknown probe op {other}");
             exit(2);
@@ -100,6 +101,17 @@ fn exit(code: u8) -> ! {
 #[cfg(not(target_env = "p2"))]
 fn exit(code: u8) -> ! {
     std::process::exit(code.into())
+}
+
+/// Asks the host for `len` random bytes in one call (a host allocation the guest sizes).
+#[cfg(target_env = "p2")]
+fn random_bytes(len: u64) -> std::io::Result<String> {
+    Ok(format!("{} bytes", wasip2::random::random::get_random_bytes(len).len()))
+}
+
+#[cfg(not(target_env = "p2"))]
+fn random_bytes(_len: u64) -> std::io::Result<String> {
+    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "sized host random needs WASI 0.2"))
 }
 
 #[cfg(target_env = "p2")]
