@@ -58,8 +58,12 @@ impl HasNetPolicy for ComponentHost {
     }
 }
 
-async fn run_module(rt: &Runtime, module: &Module, wasi: WasiCtxBuilder, limits: &Limits) -> Result<i32, EngineError> {
-    let mut wasi = wasi;
+async fn run_module(
+    rt: &Runtime,
+    module: &Module,
+    mut wasi: WasiCtxBuilder,
+    limits: &Limits,
+) -> Result<i32, EngineError> {
     let engine = rt.engine();
     let mut linker = wasmtime::Linker::<ModuleHost>::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi).map_err(internal)?;
@@ -85,11 +89,10 @@ async fn run_module(rt: &Runtime, module: &Module, wasi: WasiCtxBuilder, limits:
 async fn run_component(
     rt: &Runtime,
     component: &Component,
-    wasi: WasiCtxBuilder,
+    mut wasi: WasiCtxBuilder,
     net: Arc<NetPolicy>,
     limits: &Limits,
 ) -> Result<i32, EngineError> {
-    let mut wasi = wasi;
     let engine = rt.engine();
     let mut linker = wasmtime::component::Linker::<ComponentHost>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(internal)?;
