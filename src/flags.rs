@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use wasmbox_engine::units::{parse_duration, parse_size};
 use wasmbox_engine::{Capabilities, Limits, NetPolicy, NetRule, Preopen};
+use wasmbox_image::app::AppLimits;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct GrantArgs {
@@ -30,9 +31,9 @@ pub struct GrantArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct LimitArgs {
-    /// Memory limit for the whole container: all linear memories and tables together
-    #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
-    pub memory: u64,
+    /// Memory limit for the whole container: all linear memories and tables together [default: 1G]
+    #[arg(short = 'm', long = "memory", value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
 
     /// Wall-clock deadline (e.g. 500ms, 5s, 2m); default: none
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -44,9 +45,10 @@ pub struct LimitArgs {
 }
 
 impl GrantArgs {
-    /// The capabilities these flags grant; `args` are the guest's argv including argv[0].
-    pub fn capabilities(&self, args: Vec<String>) -> anyhow::Result<Capabilities> {
-        let mut env: Vec<(String, String)> = Vec::new();
+    /// The capabilities these flags grant; `args` are the guest's argv including argv[0], and
+    /// `base_env` the app's own environment (an image's), which the flags override.
+    pub fn capabilities(&self, args: Vec<String>, base_env: &[(String, String)]) -> anyhow::Result<Capabilities> {
+        let mut env: Vec<(String, String)> = base_env.to_vec();
         for file in &self.env_files {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("failed to read --env-file {}", file.display()))?;
@@ -97,8 +99,17 @@ fn parse_env(spec: &str) -> anyhow::Result<Option<(String, String)>> {
 }
 
 impl LimitArgs {
-    pub fn limits(&self) -> Limits {
-        Limits { memory_bytes: self.memory, timeout: self.timeout, fuel: self.fuel, ..Limits::default() }
+    /// The limits: each flag given wins, then the app's default (an image's), then ours.
+    pub fn limits(&self, app: Option<&AppLimits>) -> anyhow::Result<Limits> {
+        let app = app.cloned().unwrap_or_default();
+        let app_memory = app.memory.as_deref().map(parse_size).transpose().map_err(anyhow::Error::msg)?;
+        let app_timeout = app.timeout.as_deref().map(parse_duration).transpose().map_err(anyhow::Error::msg)?;
+        Ok(Limits {
+            memory_bytes: self.memory.or(app_memory).unwrap_or(Limits::DEFAULT_MEMORY),
+            timeout: self.timeout.or(app_timeout),
+            fuel: self.fuel.or(app.fuel),
+            ..Limits::default()
+        })
     }
 }
 
@@ -116,9 +127,21 @@ mod tests {
             env_files: vec![file],
             ..Default::default()
         };
-        let caps = g.capabilities(vec!["prog".into()]).unwrap();
+        let caps = g.capabilities(vec!["prog".into()], &[("A".into(), "image".into())]).unwrap();
         let env: Vec<(&str, &str)> = caps.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(env, [("B", "keep=equals"), ("A", "flag"), ("C", "")]);
         assert!(parse_env("=x").is_err());
+    }
+
+    #[test]
+    fn flags_beat_app_defaults_beat_ours() {
+        let app = AppLimits { memory: Some("64M".into()), timeout: Some("5s".into()), fuel: None };
+        let none = LimitArgs { memory: None, timeout: None, fuel: None };
+        let l = none.limits(Some(&app)).unwrap();
+        assert_eq!((l.memory_bytes, l.timeout), (64 << 20, Some(Duration::from_secs(5))));
+        let flags = LimitArgs { memory: Some(1 << 20), timeout: None, fuel: Some(7) };
+        let l = flags.limits(Some(&app)).unwrap();
+        assert_eq!((l.memory_bytes, l.timeout, l.fuel), (1 << 20, Some(Duration::from_secs(5)), Some(7)));
+        assert_eq!(none.limits(None).unwrap().memory_bytes, Limits::DEFAULT_MEMORY);
     }
 }

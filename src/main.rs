@@ -4,6 +4,7 @@ mod commands;
 mod flags;
 mod home;
 mod report;
+mod requests;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,11 @@ enum Command {
     Run(commands::run::RunArgs),
     Compile(commands::compile::CompileArgs),
     Inspect(commands::inspect::InspectArgs),
+    Build(commands::build::BuildArgs),
+    Images(commands::images::ImagesArgs),
+    Tag(commands::tag::TagArgs),
+    Rmi(commands::rmi::RmiArgs),
+    Image(commands::image::ImageArgs),
 }
 
 fn main() {
@@ -37,6 +43,11 @@ fn main() {
         Command::Run(args) => commands::run::exec(args),
         Command::Compile(args) => commands::compile::exec(args),
         Command::Inspect(args) => commands::inspect::exec(args),
+        Command::Build(args) => commands::build::exec(args),
+        Command::Images(args) => commands::images::exec(args),
+        Command::Tag(args) => commands::tag::exec(args),
+        Command::Rmi(args) => commands::rmi::exec(args),
+        Command::Image(args) => commands::image::exec(args),
     };
     std::process::exit(report::exit_code(result));
 }

@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 
 use wasmbox_engine::EngineError;
+use wasmbox_image::ImageError;
 
 /// Exit code when wasmbox itself failed (bad flags, internal error).
 pub const WASMBOX_FAILED: i32 = 125;
@@ -14,12 +15,40 @@ pub fn exit_code(result: anyhow::Result<i32>) -> i32 {
         Ok(code) => code,
         Err(err) => {
             let engine = err.chain().find_map(|e| e.downcast_ref::<EngineError>());
+            let image = err.chain().find_map(|e| e.downcast_ref::<ImageError>());
             eprintln!("{}: {err:#}", paint("error", "1;31"));
-            if let Some(hint) = engine.and_then(EngineError::hint) {
+            let hint = engine.and_then(EngineError::hint).or_else(|| image.and_then(image_hint));
+            if let Some(hint) = hint {
                 eprintln!("{}: {hint}", paint("hint", "1;36"));
             }
-            engine.map_or(WASMBOX_FAILED, EngineError::exit_code)
+            match (engine, image) {
+                (Some(e), _) => e.exit_code(),
+                (None, Some(e)) => image_exit_code(e),
+                (None, None) => WASMBOX_FAILED,
+            }
         }
+    }
+}
+
+/// Image failures use the `run` table too: a missing image is "not found" (127), an image that
+/// is damaged or of an unsupported kind "cannot run" (126), anything else is ours (125).
+fn image_exit_code(e: &ImageError) -> i32 {
+    match e {
+        ImageError::NotFound(_) => 127,
+        ImageError::BadReference { .. } | ImageError::BadApp { .. } | ImageError::Io { .. } => WASMBOX_FAILED,
+        _ => 126,
+    }
+}
+
+fn image_hint(e: &ImageError) -> Option<String> {
+    match e {
+        ImageError::NotFound(_) => {
+            Some("list local images with `wasmbox images`; make one with `wasmbox build -t NAME PATH`".into())
+        }
+        ImageError::DigestMismatch { .. } | ImageError::MissingBlob(_) => {
+            Some("the local store is damaged: remove the image with `wasmbox rmi` and build or pull it again".into())
+        }
+        _ => None,
     }
 }
 

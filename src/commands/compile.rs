@@ -26,7 +26,8 @@ pub struct CompileArgs {
 
 pub fn exec(a: CompileArgs) -> anyhow::Result<i32> {
     let rt = Runtime::new(EngineOptions { fuel: a.fuel, pooling: false })?;
-    let (artifact, compiled, _) = super::load_and_compile(&rt, &a.source, None, false)?;
+    let artifact = wasmbox_engine::artifact::load(&a.source)?;
+    let (compiled, _) = super::compile(&rt, &artifact, None, false)?;
     let out = a.output.unwrap_or_else(|| a.source.with_extension("cwasm"));
     let bytes = encode_entry(artifact.kind, &compiled.serialize()?);
     write_atomic(&out, &bytes).with_context(|| format!("failed to write {}", out.display()))?;

@@ -4,13 +4,14 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use serde::Serialize;
 use wasmbox_engine::inspect::{Inspection, inspect};
 use wasmbox_engine::{EngineOptions, Kind, Runtime};
 
-/// Show what a module or component is, imports, exports and could ask for
+/// Show what a module, component or local image is, imports, exports and could ask for
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// A .wasm module or component, .wat text, or a `wasmbox compile` output
+    /// A .wasm module or component, .wat text, a `wasmbox compile` output, or a local image
     #[arg(value_name = "SOURCE")]
     pub source: PathBuf,
 
@@ -19,23 +20,95 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+/// An image's side of `inspect`: where it came from and what its app asks for.
+#[derive(Serialize)]
+struct ImageInfo<'a> {
+    reference: &'a str,
+    manifest_digest: &'a str,
+    format: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app: Option<&'a wasmbox_image::App>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    #[serde(flatten)]
+    wasm: &'a Inspection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<ImageInfo<'a>>,
+}
+
 pub fn exec(a: InspectArgs) -> anyhow::Result<i32> {
     let rt = Runtime::new(EngineOptions::default())?;
-    let artifact = wasmbox_engine::artifact::load(&a.source)?;
+    let source = super::resolve_source(&a.source)?;
+    let artifact = &source.artifact;
     // Components are described through their compiled types; modules need no compile, but
     // validating them keeps `inspect` from describing a file `run` would reject.
     let cache = super::compile_cache(false)?;
     let compiled = match artifact.wasm() {
-        Some(_) => Some(wasmbox_engine::compile(&rt, &artifact, cache.as_ref(), false)?.0),
+        Some(_) => Some(super::compile(&rt, artifact, cache.as_ref(), false)?.0),
         None => None,
     };
-    let info = inspect(&rt, &artifact, compiled.as_ref());
+    let info = inspect(&rt, artifact, compiled.as_ref());
+    let image = source.image.as_ref().map(|(name, image)| ImageInfo {
+        reference: name,
+        manifest_digest: &image.manifest_digest,
+        format: image.format.to_string(),
+        app: image.app.as_ref(),
+    });
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        println!("{}", serde_json::to_string_pretty(&Report { wasm: &info, image })?);
     } else {
+        if let Some(image) = &image {
+            print!("{}", render_image(image));
+        }
         print!("{}", render(&info));
     }
     Ok(0)
+}
+
+fn render_image(i: &ImageInfo) -> String {
+    let mut s = format!(
+        "image:   {}
+manifest: {}
+format:  {}
+",
+        i.reference, i.manifest_digest, i.format
+    );
+    let Some(app) = i.app else { return s };
+    s += &format!(
+        "app:     {} {}
+",
+        app.name,
+        app.version.as_deref().unwrap_or("")
+    );
+    let r = &app.capabilities;
+    if r.is_empty() {
+        s += "the app requests no capabilities
+";
+        return s;
+    }
+    s += "the app requests (granted only by your flags):
+";
+    for d in &r.dirs {
+        s += &format!(
+            "  directory {}{}   -v HOST_DIR:{}{}\n",
+            d.guest,
+            if d.read_only { " (read-only)" } else { "" },
+            d.guest,
+            if d.read_only { ":ro" } else { "" }
+        );
+    }
+    for e in &r.env {
+        s += &format!("  env {e}   -e {e}\n");
+    }
+    for n in &r.net {
+        s += &format!("  network {n}   --net-allow {n}\n");
+    }
+    for h in &r.http {
+        s += &format!("  http {h}   (for `serve`)\n");
+    }
+    s
 }
 
 fn render(i: &Inspection) -> String {

@@ -1,12 +1,18 @@
 //! One file per subcommand: each parses its flags into library types and calls a crate.
 
+pub mod build;
 pub mod compile;
+pub mod image;
+pub mod images;
 pub mod inspect;
+pub mod rmi;
 pub mod run;
+pub mod tag;
 
 use std::path::Path;
 
 use wasmbox_engine::{Artifact, CompileCache, CompileSource, Compiled, Runtime};
+use wasmbox_image::{App, ImageError, Store, WasmImage, display_reference, parse_reference};
 
 use crate::home::wasmbox_home;
 
@@ -18,14 +24,55 @@ pub fn compile_cache(no_cache: bool) -> anyhow::Result<Option<CompileCache>> {
     Ok(Some(CompileCache::new(&wasmbox_home()?.join("cache"))))
 }
 
-/// Reads `path` and compiles it (through the cache when given).
-pub fn load_and_compile(
+/// The local image store, `$WASMBOX_HOME/images` (an OCI Image Layout).
+pub fn image_store() -> anyhow::Result<Store> {
+    Ok(Store::open(&wasmbox_home()?.join("images"))?)
+}
+
+/// Compiles `artifact` (through the cache when given).
+pub fn compile(
     rt: &Runtime,
-    path: &Path,
+    artifact: &Artifact,
     cache: Option<&CompileCache>,
     allow_precompiled: bool,
-) -> anyhow::Result<(Artifact, Compiled, CompileSource)> {
-    let artifact = wasmbox_engine::artifact::load(path)?;
-    let (compiled, source) = wasmbox_engine::compile(rt, &artifact, cache, allow_precompiled)?;
-    Ok((artifact, compiled, source))
+) -> anyhow::Result<(Compiled, CompileSource)> {
+    Ok(wasmbox_engine::compile(rt, artifact, cache, allow_precompiled)?)
+}
+
+/// What a SOURCE argument named: a file, or an image in the local store.
+pub struct Source {
+    pub artifact: Artifact,
+    pub image: Option<(String, WasmImage)>,
+}
+
+impl Source {
+    pub fn app(&self) -> Option<&App> {
+        self.image.as_ref().and_then(|(_, i)| i.app.as_ref())
+    }
+}
+
+/// Resolves SOURCE: an existing file wins; something that looks like a path is a missing
+/// file; anything else is an image reference looked up in the local store.
+pub fn resolve_source(source: &Path) -> anyhow::Result<Source> {
+    let text = source.to_string_lossy();
+    let looks_like_path = text.starts_with(['.', '/'])
+        || [".wasm", ".wat", ".cwasm"].iter().any(|ext| text.ends_with(ext))
+        || !text.contains(|c: char| c.is_ascii_alphanumeric());
+    if source.exists() || looks_like_path {
+        return Ok(Source { artifact: wasmbox_engine::artifact::load(source)?, image: None });
+    }
+    let reference = parse_reference(&text)?;
+    let store = image_store()?;
+    let descriptor = match reference.digest() {
+        // A pinned reference names content: any manifest with that digest will do.
+        Some(digest) => store.manifest_by_digest(digest)?,
+        None => store.resolve(&reference.whole())?,
+    };
+    let Some(descriptor) = descriptor else {
+        return Err(ImageError::NotFound(display_reference(&reference)).into());
+    };
+    let image = wasmbox_image::unpack(&store, &descriptor)?;
+    let name = display_reference(&reference);
+    let artifact = wasmbox_engine::artifact::from_bytes(Path::new(&name), image.wasm.clone())?;
+    Ok(Source { artifact, image: Some((name, image)) })
 }

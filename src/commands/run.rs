@@ -6,6 +6,7 @@ use clap::Args;
 use wasmbox_engine::{EngineOptions, Runtime};
 
 use crate::flags::{GrantArgs, LimitArgs};
+use crate::requests;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -37,7 +38,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_precompiled: bool,
 
-    /// A .wasm module or component, .wat text, or a `wasmbox compile` output
+    /// Grant the environment variables and network destinations the image's app requests
+    /// (printed first); requested directories still need -v
+    #[arg(long)]
+    pub grant_requested: bool,
+
+    /// A .wasm module or component, .wat text, a `wasmbox compile` output, or a local image
+    /// (NAME[:TAG] or NAME@sha256:DIGEST)
     #[arg(value_name = "SOURCE")]
     pub source: PathBuf,
 
@@ -47,13 +54,32 @@ pub struct RunArgs {
 }
 
 pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
-    let limits = a.limits.limits();
+    let source = super::resolve_source(&a.source)?;
+    let app = source.app();
+    let limits = a.limits.limits(app.map(|app| &app.limits))?;
     let mut argv = vec![a.source.display().to_string()];
-    argv.extend(a.args.iter().cloned());
-    let caps = a.grants.capabilities(argv)?;
+    match (a.args.is_empty(), app) {
+        (true, Some(app)) => argv.extend(app.args.iter().cloned()),
+        _ => argv.extend(a.args.iter().cloned()),
+    }
+    let base_env: Vec<(String, String)> =
+        app.map(|app| app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+    let mut caps = a.grants.capabilities(argv, &base_env)?;
+    if let Some(app) = app {
+        if a.grant_requested {
+            let granted = requests::grant(&app.capabilities, &mut caps);
+            if !granted.is_empty() {
+                eprintln!("granting what the app requests: {}", granted.join(" "));
+            }
+        }
+        let missing = requests::missing(&app.capabilities, &caps);
+        if !missing.is_empty() {
+            eprintln!("note: the app requests capabilities that were not granted: {}", missing.join(" "));
+        }
+    }
     let rt = Runtime::new(EngineOptions { fuel: limits.fuel.is_some(), pooling: false })?;
     let cache = super::compile_cache(a.no_cache)?;
-    let (_, compiled, _) = super::load_and_compile(&rt, &a.source, cache.as_ref(), a.allow_precompiled)?;
+    let (compiled, _) = super::compile(&rt, &source.artifact, cache.as_ref(), a.allow_precompiled)?;
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     Ok(tokio.block_on(wasmbox_engine::run(&rt, &compiled, &caps, &limits))?)
 }

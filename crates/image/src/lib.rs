@@ -1,0 +1,33 @@
+//! wasmbox-image: Wasm OCI images — the formats wasmbox writes and reads, the `wasmbox.toml`
+//! app manifest that travels inside them, and the local store, an OCI Image Layout directory.
+//!
+//! Not here: running (wasmbox-engine) and, for now, registries (push/pull land next).
+//! Main types: [`Store`], [`App`], [`WasmImage`], [`ImageError`].
+
+pub mod app;
+pub mod error;
+pub mod media;
+pub mod pack;
+pub mod store;
+pub mod unpack;
+
+pub use app::App;
+pub use error::ImageError;
+pub use pack::pack;
+pub use store::Store;
+pub use unpack::{WasmImage, unpack};
+
+/// Parses a user's image reference (`name`, `name:tag`, `host:5000/ns/name@sha256:…`),
+/// normalized the way docker does (`docker.io/library/name:latest`).
+pub fn parse_reference(s: &str) -> Result<oci_spec::distribution::Reference, ImageError> {
+    s.parse().map_err(|e: oci_spec::distribution::ParseError| ImageError::BadReference {
+        reference: s.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The short form users type and `images` shows: `docker.io/library/app:1` is `app:1`.
+pub fn display_reference(r: &oci_spec::distribution::Reference) -> String {
+    let whole = r.whole();
+    whole.strip_prefix("docker.io/library/").or_else(|| whole.strip_prefix("docker.io/")).unwrap_or(&whole).to_string()
+}

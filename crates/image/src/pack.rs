@@ -1,0 +1,86 @@
+//! `pack`: a Wasm binary (plus optional app manifest) into an image in the store, in the CNCF
+//! TAG Wasm OCI artifact format: config `application/vnd.wasm.config.v0+json`, one
+//! `application/wasm` layer.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use oci_spec::image::Descriptor;
+use serde_json::json;
+
+use crate::app::App;
+use crate::error::ImageError;
+use crate::media;
+use crate::store::{Store, full, manifest_descriptor};
+
+/// What the config records about the Wasm binary.
+#[derive(Debug, Clone)]
+pub struct WasmMeta {
+    pub component: bool,
+    /// Component imports/exports (interface names); empty for modules.
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+/// Stores layer, config and manifest; returns the manifest descriptor (not yet tagged).
+pub fn pack(store: &Store, wasm: &[u8], meta: &WasmMeta, app: Option<&App>) -> Result<Descriptor, ImageError> {
+    let layer = store.put_bytes(wasm)?;
+    let mut config = json!({
+        "created": rfc3339(SystemTime::now()),
+        "architecture": "wasm",
+        "os": if meta.component { "wasip2" } else { "wasip1" },
+        "layerDigests": [full(&layer)],
+    });
+    if meta.component {
+        config["component"] = json!({ "exports": meta.exports, "imports": meta.imports });
+    }
+    let config_bytes = serde_json::to_vec(&config).expect("config serializes");
+    let config_digest = store.put_bytes(&config_bytes)?;
+    let mut manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": media::MANIFEST,
+        "artifactType": media::WASM_CONFIG,
+        "config": { "mediaType": media::WASM_CONFIG, "digest": full(&config_digest), "size": config_bytes.len() },
+        "layers": [{ "mediaType": media::WASM_LAYER, "digest": full(&layer), "size": wasm.len() }],
+    });
+    if let Some(app) = app {
+        let mut annotations =
+            json!({ media::APP_ANNOTATION: app.to_json(), "org.opencontainers.image.title": app.name });
+        if let Some(v) = &app.version {
+            annotations["org.opencontainers.image.version"] = json!(v);
+        }
+        manifest["annotations"] = annotations;
+    }
+    let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
+    let digest = store.put_bytes(&manifest_bytes)?;
+    Ok(manifest_descriptor(&digest, manifest_bytes.len()))
+}
+
+/// `2026-11-23T10:49:00Z` from a system time (UTC; civil-from-days, no time-zone database).
+fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_430_096)), "2026-11-23T10:34:56Z");
+    }
+}

@@ -1,0 +1,152 @@
+//! `unpack`: from a manifest in the store to the Wasm binary and app manifest to run.
+//!
+//! Reads the format wasmbox writes (CNCF TAG Wasm artifact) and the single-layer formats of
+//! runwasi (component layer) and Spin (content layer). Every document is checked before use:
+//! size caps, allow-listed media types, no ambiguous manifest/index hybrids (CVE-2021-41190).
+
+use oci_spec::image::{Descriptor, ImageManifest};
+
+use crate::app::App;
+use crate::error::ImageError;
+use crate::media;
+use crate::store::{Store, descriptor_digest, full};
+
+/// Which layout an image uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// CNCF TAG Wasm OCI artifact (what `wasmbox build` writes).
+    CncfWasm,
+    /// runwasi's `application/vnd.bytecodealliance.wasm.component.layer.v0+wasm`.
+    Runwasi,
+    /// Spin's `application/vnd.wasm.content.layer.v1+wasm`.
+    Spin,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::CncfWasm => "wasm-artifact",
+            Format::Runwasi => "runwasi",
+            Format::Spin => "spin",
+        })
+    }
+}
+
+/// An image ready to run.
+#[derive(Debug, Clone)]
+pub struct WasmImage {
+    pub manifest_digest: String,
+    pub format: Format,
+    pub wasm: Vec<u8>,
+    pub app: Option<App>,
+}
+
+/// Parses and checks a manifest document. `declared` is the media type the document was
+/// announced with (descriptor or Content-Type), which must agree with the document's own.
+pub fn parse_manifest(bytes: &[u8], declared: Option<&str>) -> Result<ImageManifest, ImageError> {
+    let bad = |reason: String| ImageError::Malformed { what: "manifest", reason };
+    if bytes.len() as u64 > media::MAX_MANIFEST {
+        return Err(bad(format!("{} bytes is over the {}-byte limit", bytes.len(), media::MAX_MANIFEST)));
+    }
+    let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    let obj = doc.as_object().ok_or_else(|| bad("not a JSON object".into()))?;
+    if obj.contains_key("manifests") && (obj.contains_key("layers") || obj.contains_key("config")) {
+        return Err(bad("it has both `manifests` and `layers`/`config` (ambiguous index/manifest)".into()));
+    }
+    let own = obj.get("mediaType").and_then(|m| m.as_str());
+    if let (Some(own), Some(declared)) = (own, declared)
+        && own != declared
+    {
+        return Err(bad(format!("declared as {declared} but its mediaType is {own}")));
+    }
+    match own.or(declared) {
+        None | Some(media::MANIFEST) | Some(media::DOCKER_MANIFEST) => {}
+        Some(other) => return Err(ImageError::Unsupported(format!("manifest media type {other}"))),
+    }
+    let manifest = ImageManifest::from_reader(bytes).map_err(|e| bad(e.to_string()))?;
+    for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
+        if d.size() > media::DEFAULT_MAX_BLOB {
+            return Err(bad(format!("blob {} declares {} bytes, over the limit", d.digest(), d.size())));
+        }
+    }
+    Ok(manifest)
+}
+
+/// Loads the image whose manifest is `manifest` from `store`.
+pub fn unpack(store: &Store, manifest: &Descriptor) -> Result<WasmImage, ImageError> {
+    let digest = descriptor_digest(manifest)?;
+    let bytes = store.read_blob(&digest, media::MAX_MANIFEST)?;
+    let m = parse_manifest(&bytes, None)?;
+    let config_type = m.config().media_type().to_string();
+    if !media::CONFIGS.contains(&config_type.as_str()) {
+        return Err(ImageError::Unsupported(format!("config media type {config_type}")));
+    }
+    let wasm_layers: Vec<&Descriptor> =
+        m.layers().iter().filter(|l| media::WASM_LAYERS.contains(&l.media_type().to_string().as_str())).collect();
+    let layer = match wasm_layers.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(ImageError::Unsupported(format!(
+                "no Wasm layer (layers: {}); tar-based \"compat\" images are not supported yet",
+                m.layers().iter().map(|l| l.media_type().to_string()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        many => {
+            return Err(ImageError::Unsupported(format!(
+                "{} Wasm layers; wasmbox runs single-component images",
+                many.len()
+            )));
+        }
+    };
+    let format = match layer.media_type().to_string().as_str() {
+        media::RUNWASI_LAYER => Format::Runwasi,
+        media::SPIN_LAYER => Format::Spin,
+        _ => Format::CncfWasm,
+    };
+    let layer_digest = descriptor_digest(layer)?;
+    let wasm = store.read_blob(&layer_digest, media::DEFAULT_MAX_BLOB)?;
+    if wasm.len() as u64 != layer.size() {
+        return Err(ImageError::SizeMismatch {
+            digest: full(&layer_digest),
+            expected: layer.size(),
+            actual: wasm.len() as u64,
+        });
+    }
+    let app = match m.annotations().as_ref().and_then(|a| a.get(media::APP_ANNOTATION)) {
+        Some(json) => Some(App::from_json(json)?),
+        None => None,
+    };
+    Ok(WasmImage { manifest_digest: full(&digest), format, wasm, app })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#""config":{"mediaType":"application/vnd.wasm.config.v0+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}"#;
+
+    #[test]
+    fn ambiguous_and_mislabelled_documents_are_rejected() {
+        // SECURITY-CASES D25.
+        let hybrid = format!(r#"{{"schemaVersion":2,"manifests":[],{CONFIG},"layers":[]}}"#);
+        assert!(parse_manifest(hybrid.as_bytes(), None).unwrap_err().to_string().contains("ambiguous"));
+        let plain = format!(r#"{{"schemaVersion":2,"mediaType":"{}",{CONFIG},"layers":[]}}"#, media::MANIFEST);
+        assert!(parse_manifest(plain.as_bytes(), Some(media::MANIFEST)).is_ok());
+        let e = parse_manifest(plain.as_bytes(), Some(media::DOCKER_MANIFEST)).unwrap_err();
+        assert!(e.to_string().contains("declared as"), "{e}");
+        let odd = format!(r#"{{"schemaVersion":2,"mediaType":"text/html",{CONFIG},"layers":[]}}"#);
+        assert!(matches!(parse_manifest(odd.as_bytes(), None), Err(ImageError::Unsupported(_))));
+        let big = vec![b' '; (media::MAX_MANIFEST + 1) as usize];
+        assert!(parse_manifest(&big, None).unwrap_err().to_string().contains("limit"));
+        let huge_layer = format!(
+            r#"{{"schemaVersion":2,{CONFIG},"layers":[{{"mediaType":"application/wasm","digest":"sha256:{}","size":4611686018427387904}}]}}"#,
+            "a".repeat(64)
+        );
+        assert!(parse_manifest(huge_layer.as_bytes(), None).unwrap_err().to_string().contains("over the limit"));
+        let bad_digest = format!(
+            r#"{{"schemaVersion":2,{CONFIG},"layers":[{{"mediaType":"application/wasm","digest":"sha256:../../x","size":1}}]}}"#
+        );
+        assert!(parse_manifest(bad_digest.as_bytes(), None).is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! `wasmbox build`: package a Wasm app (a `wasmbox.toml` directory or a `.wasm`/`.wat` file)
+//! as an OCI image in the local store.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use wasmbox_engine::inspect::inspect;
+use wasmbox_engine::{EngineOptions, Kind, Runtime};
+use wasmbox_image::pack::WasmMeta;
+use wasmbox_image::{App, display_reference, pack, parse_reference};
+
+/// Build an image from a directory with wasmbox.toml, or from a .wasm/.wat file
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Name and optionally a tag (NAME[:TAG]); default: the app's name:version, or FILE:latest
+    #[arg(short = 't', long = "tag", value_name = "REF")]
+    pub tag: Option<String>,
+
+    /// A directory containing wasmbox.toml, or a .wasm/.wat file
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub path: PathBuf,
+}
+
+pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
+    let (app, wasm_path) = if a.path.is_dir() {
+        let app = App::load(&a.path)?;
+        let wasm = a.path.join(&app.wasm);
+        (Some(app), wasm)
+    } else {
+        (None, a.path.clone())
+    };
+    let tag = match (&a.tag, &app) {
+        (Some(t), _) => t.clone(),
+        (None, Some(app)) => format!("{}:{}", app.name, app.version.as_deref().unwrap_or("latest")),
+        (None, None) => {
+            let stem = wasm_path.file_stem().and_then(|s| s.to_str()).context("cannot name the image; pass -t NAME")?;
+            format!("{}:latest", stem.to_ascii_lowercase())
+        }
+    };
+    let reference = parse_reference(&tag)?;
+    if reference.digest().is_some() {
+        bail!("cannot build into a digest reference `{tag}`; use NAME[:TAG]");
+    }
+
+    // Validate by compiling (which also warms the compile cache for the first run).
+    let rt = Runtime::new(EngineOptions::default())?;
+    let artifact = wasmbox_engine::artifact::load(&wasm_path)?;
+    let Some(wasm) = artifact.wasm() else {
+        bail!("{} is precompiled code; build from the .wasm", wasm_path.display())
+    };
+    let cache = super::compile_cache(false)?;
+    let (compiled, _) = super::compile(&rt, &artifact, cache.as_ref(), false)?;
+    let info = inspect(&rt, &artifact, Some(&compiled));
+    let names = |items: &[wasmbox_engine::inspect::Item]| items.iter().map(|i| i.name.clone()).collect();
+    let component = artifact.kind == Kind::Component;
+    let meta = WasmMeta {
+        component,
+        imports: if component { names(&info.imports) } else { vec![] },
+        exports: if component { names(&info.exports) } else { vec![] },
+    };
+
+    let store = super::image_store()?;
+    let manifest = pack(&store, wasm, &meta, app.as_ref())?;
+    store.tag(&reference.whole(), &manifest)?;
+    eprintln!("built {} ({}, {} bytes of Wasm)", display_reference(&reference), artifact.kind, wasm.len());
+    println!("{}", manifest.digest());
+    Ok(0)
+}
