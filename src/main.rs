@@ -30,6 +30,9 @@ enum Command {
     Tag(commands::tag::TagArgs),
     Rmi(commands::rmi::RmiArgs),
     Image(commands::image::ImageArgs),
+    Pull(commands::pull::PullArgs),
+    Push(commands::push::PushArgs),
+    Login(commands::login::LoginArgs),
 }
 
 fn main() {
@@ -48,6 +51,9 @@ fn main() {
         Command::Tag(args) => commands::tag::exec(args),
         Command::Rmi(args) => commands::rmi::exec(args),
         Command::Image(args) => commands::image::exec(args),
+        Command::Pull(args) => commands::pull::exec(args),
+        Command::Push(args) => commands::push::exec(args),
+        Command::Login(args) => commands::login::exec(args),
     };
     std::process::exit(report::exit_code(result));
 }

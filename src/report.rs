@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use wasmbox_engine::EngineError;
-use wasmbox_image::ImageError;
+use wasmbox_image::{ImageError, RegistryFailure};
 
 /// Exit code when wasmbox itself failed (bad flags, internal error).
 pub const WASMBOX_FAILED: i32 = 125;
@@ -35,6 +35,8 @@ pub fn exit_code(result: anyhow::Result<i32>) -> i32 {
 fn image_exit_code(e: &ImageError) -> i32 {
     match e {
         ImageError::NotFound(_) => 127,
+        ImageError::Registry { failure: RegistryFailure::NotFound, .. } => 127,
+        ImageError::Registry { .. } => WASMBOX_FAILED,
         ImageError::BadReference { .. } | ImageError::BadApp { .. } | ImageError::Io { .. } => WASMBOX_FAILED,
         _ => 126,
     }
@@ -44,6 +46,18 @@ fn image_hint(e: &ImageError) -> Option<String> {
     match e {
         ImageError::NotFound(_) => {
             Some("list local images with `wasmbox images`; make one with `wasmbox build -t NAME PATH`".into())
+        }
+        ImageError::Registry { failure: RegistryFailure::Unauthorized, registry, .. } => {
+            Some(format!("log in with `wasmbox login {registry} -u USER --password-stdin`"))
+        }
+        ImageError::Registry { failure: RegistryFailure::Unreachable, registry, .. } => Some(format!(
+            "check that {registry} is up and the name is right; registries off this machine need HTTPS (or --insecure)"
+        )),
+        ImageError::Registry { failure: RegistryFailure::NotFound, .. } => {
+            Some("check the name and tag; `wasmbox push` uploads a local image".into())
+        }
+        ImageError::Registry { failure: RegistryFailure::Integrity, .. } => {
+            Some("nothing was stored; the registry or something between us altered the content".into())
         }
         ImageError::DigestMismatch { .. } | ImageError::MissingBlob(_) => {
             Some("the local store is damaged: remove the image with `wasmbox rmi` and build or pull it again".into())

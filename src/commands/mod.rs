@@ -5,13 +5,18 @@ pub mod compile;
 pub mod image;
 pub mod images;
 pub mod inspect;
+pub mod login;
+pub mod pull;
+pub mod push;
 pub mod rmi;
 pub mod run;
 pub mod tag;
 
 use std::path::Path;
 
+use oci_spec::distribution::Reference;
 use wasmbox_engine::{Artifact, CompileCache, CompileSource, Compiled, Runtime};
+use wasmbox_image::registry::Registry;
 use wasmbox_image::{App, ImageError, Store, WasmImage, display_reference, parse_reference};
 
 use crate::home::wasmbox_home;
@@ -27,6 +32,22 @@ pub fn compile_cache(no_cache: bool) -> anyhow::Result<Option<CompileCache>> {
 /// The local image store, `$WASMBOX_HOME/images` (an OCI Image Layout).
 pub fn image_store() -> anyhow::Result<Store> {
     Ok(Store::open(&wasmbox_home()?.join("images"))?)
+}
+
+/// Where `wasmbox login` keeps credentials.
+pub fn auth_file() -> anyhow::Result<std::path::PathBuf> {
+    Ok(wasmbox_home()?.join("auth.json"))
+}
+
+/// A registry client for `reference`, with stored credentials for its registry if any.
+pub fn registry_client(reference: &Reference, insecure: bool) -> anyhow::Result<Registry> {
+    let credentials = wasmbox_image::auth::lookup(&auth_file()?, reference.resolve_registry());
+    Ok(Registry::new(reference, insecure, credentials))
+}
+
+/// Runs a future to completion on a fresh single-threaded runtime.
+pub fn block_on<F: Future>(fut: F) -> anyhow::Result<F::Output> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(fut))
 }
 
 /// Compiles `artifact` (through the cache when given).
@@ -53,7 +74,27 @@ impl Source {
 
 /// Resolves SOURCE: an existing file wins; something that looks like a path is a missing
 /// file; anything else is an image reference looked up in the local store.
+/// When `run` pulls an image reference (docker's `--pull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Pull only if the image is not in the local store
+    #[default]
+    Missing,
+    /// Always pull (refresh the tag)
+    Always,
+    /// Never pull; use the local store only
+    Never,
+}
+
 pub fn resolve_source(source: &Path) -> anyhow::Result<Source> {
+    resolve_source_pulling(source, PullPolicy::Never, &pull::RegistryArgs::default())
+}
+
+pub fn resolve_source_pulling(
+    source: &Path,
+    policy: PullPolicy,
+    registry: &pull::RegistryArgs,
+) -> anyhow::Result<Source> {
     let text = source.to_string_lossy();
     let looks_like_path = text.starts_with(['.', '/'])
         || [".wasm", ".wat", ".cwasm"].iter().any(|ext| text.ends_with(ext))
@@ -63,11 +104,16 @@ pub fn resolve_source(source: &Path) -> anyhow::Result<Source> {
     }
     let reference = parse_reference(&text)?;
     let store = image_store()?;
-    let descriptor = match reference.digest() {
+    let local = |store: &Store| match reference.digest() {
         // A pinned reference names content: any manifest with that digest will do.
-        Some(digest) => store.manifest_by_digest(digest)?,
-        None => store.resolve(&reference.whole())?,
+        Some(digest) => store.manifest_by_digest(digest),
+        None => store.resolve(&reference.whole()),
     };
+    let mut descriptor = if policy == PullPolicy::Always { None } else { local(&store)? };
+    if descriptor.is_none() && policy != PullPolicy::Never {
+        pull::pull(&reference, registry)?;
+        descriptor = local(&store)?;
+    }
     let Some(descriptor) = descriptor else {
         return Err(ImageError::NotFound(display_reference(&reference)).into());
     };

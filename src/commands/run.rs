@@ -38,6 +38,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_precompiled: bool,
 
+    /// When to pull an image SOURCE from its registry
+    #[arg(long, value_enum, default_value_t = super::PullPolicy::Missing)]
+    pub pull: super::PullPolicy,
+
+    #[command(flatten)]
+    pub registry: super::pull::RegistryArgs,
+
     /// Grant the environment variables and network destinations the image's app requests
     /// (printed first); requested directories still need -v
     #[arg(long)]
@@ -54,7 +61,7 @@ pub struct RunArgs {
 }
 
 pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
-    let source = super::resolve_source(&a.source)?;
+    let source = super::resolve_source_pulling(&a.source, a.pull, &a.registry)?;
     let app = source.app();
     let limits = a.limits.limits(app.map(|app| &app.limits))?;
     let mut argv = vec![a.source.display().to_string()];

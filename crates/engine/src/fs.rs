@@ -7,11 +7,17 @@ use std::path::Path;
 /// rename over `path`, fsync the directory. Readers see the old file or the new one, never a
 /// part; concurrent writers of the same path each leave a complete file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     // tempfile creates 0600 files; a written file should get the usual 0644 less the umask.
+    write_atomic_mode(path, bytes, 0o644)
+}
+
+/// [`write_atomic`] with an explicit mode (less the umask), e.g. 0600 for credentials: the
+/// file never exists with looser permissions, not even as the temp file.
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;

@@ -35,6 +35,9 @@ pub enum ImageError {
     #[error("invalid app manifest {path}: {reason}")]
     BadApp { path: PathBuf, reason: String },
 
+    #[error("registry {registry}: {reason}")]
+    Registry { registry: String, failure: RegistryFailure, reason: String },
+
     #[error("failed to {action} {path}")]
     Io {
         action: &'static str,
@@ -49,4 +52,15 @@ impl ImageError {
         let path = path.into();
         move |source| ImageError::Io { action, path, source }
     }
+}
+
+/// What kind of registry failure, for the exit code and hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryFailure {
+    Unauthorized,
+    NotFound,
+    Unreachable,
+    /// The registry served bytes that do not match their digest or declared size.
+    Integrity,
+    Other,
 }

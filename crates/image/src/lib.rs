@@ -1,18 +1,20 @@
 //! wasmbox-image: Wasm OCI images — the formats wasmbox writes and reads, the `wasmbox.toml`
 //! app manifest that travels inside them, and the local store, an OCI Image Layout directory.
 //!
-//! Not here: running (wasmbox-engine) and, for now, registries (push/pull land next).
-//! Main types: [`Store`], [`App`], [`WasmImage`], [`ImageError`].
+//! Not here: running (wasmbox-engine).
+//! Main types: [`Store`], [`registry::Registry`], [`App`], [`WasmImage`], [`ImageError`].
 
 pub mod app;
+pub mod auth;
 pub mod error;
 pub mod media;
 pub mod pack;
+pub mod registry;
 pub mod store;
 pub mod unpack;
 
 pub use app::App;
-pub use error::ImageError;
+pub use error::{ImageError, RegistryFailure};
 pub use pack::pack;
 pub use store::Store;
 pub use unpack::{WasmImage, unpack};

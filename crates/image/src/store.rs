@@ -92,40 +92,27 @@ impl Store {
     /// Streams `reader` into the store as `digest`, which must be exactly `size` bytes.
     /// Reading stops one byte past `size`, so an endless or oversized stream is cut off there.
     pub fn put_stream(&self, reader: impl Read, digest: &Sha256Digest, size: u64) -> Result<(), ImageError> {
-        let final_path = self.blob_path(digest);
-        if final_path.is_file() {
-            return Ok(());
-        }
-        let dir = final_path.parent().unwrap();
-        let mut tmp =
-            tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(ImageError::io("create", dir))?;
-        let mut hasher = Sha256::new();
+        let Some(mut writer) = self.begin_blob(digest, size)? else { return Ok(()) };
         let mut limited = reader.take(size + 1);
         let mut buf = vec![0u8; 64 * 1024];
-        let mut written: u64 = 0;
         loop {
-            let n = limited.read(&mut buf).map_err(ImageError::io("read blob for", &final_path))?;
+            let n = limited.read(&mut buf).map_err(ImageError::io("read blob for", self.blob_path(digest)))?;
             if n == 0 {
-                break;
+                return writer.finish();
             }
-            written += n as u64;
-            if written > size {
-                return Err(ImageError::SizeMismatch { digest: full(digest), expected: size, actual: written });
-            }
-            hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n]).map_err(ImageError::io("write", tmp.path()))?;
+            writer.write(&buf[..n])?;
         }
-        if written != size {
-            return Err(ImageError::SizeMismatch { digest: full(digest), expected: size, actual: written });
+    }
+
+    /// Starts writing blob `digest` of `size` bytes; `None` if the store already has it.
+    pub fn begin_blob(&self, digest: &Sha256Digest, size: u64) -> Result<Option<BlobWriter>, ImageError> {
+        let path = self.blob_path(digest);
+        if path.is_file() {
+            return Ok(None);
         }
-        let actual = hex(&hasher.finalize());
-        if actual != digest.digest() {
-            return Err(ImageError::DigestMismatch { expected: full(digest), actual });
-        }
-        tmp.as_file().sync_all().map_err(ImageError::io("sync", tmp.path()))?;
-        // The temp file (dropped on any early return above) never appears under a digest.
-        tmp.persist(&final_path).map_err(|e| ImageError::io("store", &final_path)(e.error))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(ImageError::io("sync", dir))
+        let dir = path.parent().unwrap().to_path_buf();
+        let tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(ImageError::io("create", &dir))?;
+        Ok(Some(BlobWriter { digest: digest.clone(), size, path, tmp, hasher: Sha256::new(), written: 0 }))
     }
 
     /// Reads a blob (at most `cap` bytes) and re-checks its digest, so on-disk damage is caught.
@@ -273,6 +260,50 @@ impl Store {
             .map_err(ImageError::io("open", &path))?;
         file.lock().map_err(ImageError::io("lock", &path))?;
         Ok(file)
+    }
+}
+
+/// A blob being written: fed chunk by chunk (from a file or a network stream), it lands under
+/// its digest only in [`BlobWriter::finish`], after size and sha256 match. Dropping it (an
+/// error, a cancelled pull) deletes the temp file.
+pub struct BlobWriter {
+    digest: Sha256Digest,
+    size: u64,
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl BlobWriter {
+    /// Appends `chunk`; fails as soon as the blob would exceed its declared size.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), ImageError> {
+        self.written += chunk.len() as u64;
+        if self.written > self.size {
+            return Err(ImageError::SizeMismatch {
+                digest: full(&self.digest),
+                expected: self.size,
+                actual: self.written,
+            });
+        }
+        self.hasher.update(chunk);
+        self.tmp.write_all(chunk).map_err(ImageError::io("write", self.tmp.path()))
+    }
+
+    pub fn finish(self) -> Result<(), ImageError> {
+        let digest = full(&self.digest);
+        if self.written != self.size {
+            return Err(ImageError::SizeMismatch { digest, expected: self.size, actual: self.written });
+        }
+        let actual = hex(&self.hasher.finalize());
+        if actual != self.digest.digest() {
+            return Err(ImageError::DigestMismatch { expected: digest, actual });
+        }
+        self.tmp.as_file().sync_all().map_err(ImageError::io("sync", self.tmp.path()))?;
+        let path = self.path;
+        self.tmp.persist(&path).map_err(|e| ImageError::io("store", &path)(e.error))?;
+        let dir = path.parent().unwrap();
+        File::open(dir).and_then(|d| d.sync_all()).map_err(ImageError::io("sync", dir))
     }
 }
 

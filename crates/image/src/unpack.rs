@@ -73,11 +73,8 @@ pub fn parse_manifest(bytes: &[u8], declared: Option<&str>) -> Result<ImageManif
     Ok(manifest)
 }
 
-/// Loads the image whose manifest is `manifest` from `store`.
-pub fn unpack(store: &Store, manifest: &Descriptor) -> Result<WasmImage, ImageError> {
-    let digest = descriptor_digest(manifest)?;
-    let bytes = store.read_blob(&digest, media::MAX_MANIFEST)?;
-    let m = parse_manifest(&bytes, None)?;
+/// The one layer holding the Wasm binary, and which layout that makes the image.
+pub fn select_wasm_layer(m: &ImageManifest) -> Result<(&Descriptor, Format), ImageError> {
     let config_type = m.config().media_type().to_string();
     if !media::CONFIGS.contains(&config_type.as_str()) {
         return Err(ImageError::Unsupported(format!("config media type {config_type}")));
@@ -104,6 +101,15 @@ pub fn unpack(store: &Store, manifest: &Descriptor) -> Result<WasmImage, ImageEr
         media::SPIN_LAYER => Format::Spin,
         _ => Format::CncfWasm,
     };
+    Ok((layer, format))
+}
+
+/// Loads the image whose manifest is `manifest` from `store`.
+pub fn unpack(store: &Store, manifest: &Descriptor) -> Result<WasmImage, ImageError> {
+    let digest = descriptor_digest(manifest)?;
+    let bytes = store.read_blob(&digest, media::MAX_MANIFEST)?;
+    let m = parse_manifest(&bytes, None)?;
+    let (layer, format) = select_wasm_layer(&m)?;
     let layer_digest = descriptor_digest(layer)?;
     let wasm = store.read_blob(&layer_digest, media::DEFAULT_MAX_BLOB)?;
     if wasm.len() as u64 != layer.size() {

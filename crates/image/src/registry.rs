@@ -1,0 +1,261 @@
+//! `Registry`: push and pull images with any OCI registry. oci-client speaks the distribution
+//! protocol (auth challenges, tokens, uploads); every byte it hands us is checked here before
+//! it reaches the store: manifest size cap and digest, allow-listed media types, no ambiguous
+//! documents, blobs streamed through [`BlobWriter`](crate::store::BlobWriter) (size and
+//! sha256 checked, cut off at the declared size).
+//!
+//! Plain HTTP is used for loopback registries (`localhost`, `127.0.0.0/8`, `::1`), as docker
+//! does, and for others only with `insecure`.
+
+use std::net::IpAddr;
+
+use futures_util::StreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use oci_spec::image::{Arch, Descriptor, ImageIndex};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{ImageError, RegistryFailure};
+use crate::media;
+use crate::store::{Store, descriptor_digest, full, hex, manifest_descriptor, parse_digest};
+use crate::unpack::{parse_manifest, select_wasm_layer};
+
+const ACCEPT: [&str; 4] = [media::MANIFEST, media::INDEX, media::DOCKER_MANIFEST, media::DOCKER_INDEX];
+
+pub struct Registry {
+    client: Client,
+    auth: RegistryAuth,
+    registry: String,
+}
+
+/// Is `registry` (`host[:port]`) on this machine?
+pub fn is_loopback(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
+    };
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Registry {
+    /// A client for the registry of `reference`.
+    pub fn new(reference: &Reference, insecure: bool, credentials: Option<(String, String)>) -> Registry {
+        // reqwest is built without a default TLS provider (no C toolchain needed); pick ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let registry = reference.resolve_registry().to_string();
+        let protocol = if insecure || is_loopback(&registry) {
+            ClientProtocol::HttpsExcept(vec![registry.clone()])
+        } else {
+            ClientProtocol::Https
+        };
+        let client = Client::new(ClientConfig { protocol, ..Default::default() });
+        let auth = match credentials {
+            Some((user, password)) => RegistryAuth::Basic(user, password),
+            None => RegistryAuth::Anonymous,
+        };
+        Registry { client, auth, registry }
+    }
+
+    /// Checks the credentials against the registry (an authenticated catalog request).
+    pub async fn check_login(&self, reference: &Reference) -> Result<(), ImageError> {
+        self.client.catalog(reference, &self.auth, Some(1), None).await.map(|_| ()).map_err(|e| self.failure(e))
+    }
+
+    /// Pulls `reference` into `store` and tags it; returns the manifest descriptor.
+    pub async fn pull(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        say: &dyn Fn(String),
+    ) -> Result<Descriptor, ImageError> {
+        let (mut bytes, digest) = self.manifest(reference).await?;
+        let mut source = reference.clone();
+        if is_index(&bytes)? {
+            let index = ImageIndex::from_reader(&bytes[..])
+                .map_err(|e| ImageError::Malformed { what: "image index", reason: e.to_string() })?;
+            let entry = index
+                .manifests()
+                .iter()
+                .find(|m| m.platform().as_ref().is_some_and(|p| *p.architecture() == Arch::Wasm))
+                .ok_or_else(|| ImageError::Unsupported("the image index has no `wasm` architecture entry".into()))?;
+            source = reference.clone_with_digest(entry.digest().to_string());
+            let (inner, inner_digest) = self.manifest(&source).await?;
+            if inner_digest != entry.digest().to_string() || inner.len() as u64 != entry.size() {
+                let e = ImageError::DigestMismatch { expected: entry.digest().to_string(), actual: inner_digest };
+                return Err(self.integrity(e));
+            }
+            bytes = inner;
+        } else if let Some(pinned) = reference.digest()
+            && pinned != digest
+        {
+            return Err(self.integrity(ImageError::DigestMismatch { expected: pinned.to_string(), actual: digest }));
+        }
+        let manifest = parse_manifest(&bytes, None)?;
+        // Refuse what we cannot run before downloading anything big.
+        select_wasm_layer(&manifest)?;
+        for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+            let blob_digest = descriptor_digest(blob)?;
+            let Some(mut writer) = store.begin_blob(&blob_digest, blob.size())? else {
+                say(format!("{}: already present", short(&full(&blob_digest))));
+                continue;
+            };
+            let digest_text = full(&blob_digest);
+            let layer = oci_client::client::LayerDescriptor { digest: &digest_text, urls: &None };
+            let mut stream = self.client.pull_blob_stream(&source, &layer).await.map_err(|e| self.failure(e))?.stream;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| ImageError::Registry {
+                    registry: self.registry.clone(),
+                    failure: RegistryFailure::Other,
+                    reason: format!("download of {} failed: {e}", full(&blob_digest)),
+                })?;
+                writer.write(&chunk).map_err(|e| self.integrity(e))?;
+            }
+            writer.finish().map_err(|e| self.integrity(e))?;
+            say(format!("{}: downloaded {} bytes", short(&full(&blob_digest)), blob.size()));
+        }
+        let manifest_digest = store.put_bytes(&bytes)?;
+        let descriptor = manifest_descriptor(&manifest_digest, bytes.len());
+        store.tag(&reference.whole(), &descriptor)?;
+        Ok(descriptor)
+    }
+
+    /// Pushes the image `manifest` from `store` to `target`; returns the manifest digest.
+    pub async fn push(
+        &self,
+        store: &Store,
+        manifest: &Descriptor,
+        target: &Reference,
+        say: &dyn Fn(String),
+    ) -> Result<String, ImageError> {
+        let manifest_digest = descriptor_digest(manifest)?;
+        let bytes = store.read_blob(&manifest_digest, media::MAX_MANIFEST)?;
+        let parsed = parse_manifest(&bytes, None)?;
+        for blob in std::iter::once(parsed.config()).chain(parsed.layers()) {
+            let digest = full(&descriptor_digest(blob)?);
+            if self.client.blob_exists(target, &digest).await.map_err(|e| self.failure(e))? {
+                say(format!("{}: already in the registry", short(&digest)));
+                continue;
+            }
+            let data = store.read_blob(&descriptor_digest(blob)?, media::DEFAULT_MAX_BLOB)?;
+            self.client.push_blob(target, data, &digest).await.map_err(|e| self.failure(e))?;
+            say(format!("{}: uploaded {} bytes", short(&digest), blob.size()));
+        }
+        let media_type = parsed.media_type().as_ref().map(|m| m.to_string()).unwrap_or_else(|| media::MANIFEST.into());
+        let content_type = reqwest_header(&media_type)?;
+        self.client.push_manifest_raw(target, bytes, content_type).await.map_err(|e| self.failure(e))?;
+        Ok(full(&manifest_digest))
+    }
+
+    /// Fetches a manifest or index: capped, digest recomputed, media types allow-listed.
+    async fn manifest(&self, reference: &Reference) -> Result<(Vec<u8>, String), ImageError> {
+        let (bytes, _) =
+            self.client.pull_manifest_raw(reference, &self.auth, &ACCEPT).await.map_err(|e| self.failure(e))?;
+        if bytes.len() as u64 > media::MAX_MANIFEST {
+            return Err(ImageError::TooLarge {
+                digest: format!("manifest of {}", reference.whole()),
+                cap: media::MAX_MANIFEST,
+            });
+        }
+        let digest = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
+        if let Some(pinned) = reference.digest() {
+            parse_digest(pinned)?;
+        }
+        Ok((bytes.to_vec(), digest))
+    }
+
+    /// Content from the registry failed a size or digest check (nothing was stored).
+    fn integrity(&self, e: ImageError) -> ImageError {
+        match e {
+            ImageError::SizeMismatch { .. } | ImageError::DigestMismatch { .. } => ImageError::Registry {
+                registry: self.registry.clone(),
+                failure: RegistryFailure::Integrity,
+                reason: format!("served content that failed verification: {e}"),
+            },
+            other => other,
+        }
+    }
+
+    fn failure(&self, e: OciDistributionError) -> ImageError {
+        let failure = match &e {
+            OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => {
+                RegistryFailure::Unauthorized
+            }
+            OciDistributionError::ImageManifestNotFoundError(_) => RegistryFailure::NotFound,
+            OciDistributionError::RegistryError { envelope, .. }
+                if envelope.errors.iter().any(|e| {
+                    matches!(
+                        e.code,
+                        oci_client::errors::OciErrorCode::ManifestUnknown
+                            | oci_client::errors::OciErrorCode::NameUnknown
+                            | oci_client::errors::OciErrorCode::NotFound
+                    )
+                }) =>
+            {
+                RegistryFailure::NotFound
+            }
+            OciDistributionError::RegistryError { envelope, .. }
+                if envelope.errors.iter().any(|e| {
+                    matches!(
+                        e.code,
+                        oci_client::errors::OciErrorCode::Unauthorized | oci_client::errors::OciErrorCode::Denied
+                    )
+                }) =>
+            {
+                RegistryFailure::Unauthorized
+            }
+            OciDistributionError::ServerError { code: 401 | 403, .. } => RegistryFailure::Unauthorized,
+            OciDistributionError::ServerError { code: 404, .. } => RegistryFailure::NotFound,
+            OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => RegistryFailure::Unreachable,
+            _ => RegistryFailure::Other,
+        };
+        let mut reason = e.to_string();
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+        while let Some(s) = source {
+            reason = format!("{reason}: {s}");
+            source = s.source();
+        }
+        ImageError::Registry { registry: self.registry.clone(), failure, reason }
+    }
+}
+
+/// A registry document is an index when it says so or lists manifests (never both kinds).
+fn is_index(bytes: &[u8]) -> Result<bool, ImageError> {
+    let doc: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ImageError::Malformed { what: "manifest", reason: e.to_string() })?;
+    let has_manifests = doc.get("manifests").is_some();
+    if has_manifests && (doc.get("layers").is_some() || doc.get("config").is_some()) {
+        return Err(ImageError::Malformed {
+            what: "manifest",
+            reason: "it has both `manifests` and `layers`/`config` (ambiguous index/manifest)".into(),
+        });
+    }
+    let media_type = doc.get("mediaType").and_then(|m| m.as_str());
+    Ok(matches!(media_type, Some(media::INDEX | media::DOCKER_INDEX)) || (media_type.is_none() && has_manifests))
+}
+
+fn reqwest_header(media_type: &str) -> Result<reqwest::header::HeaderValue, ImageError> {
+    reqwest::header::HeaderValue::from_str(media_type)
+        .map_err(|e| ImageError::Malformed { what: "manifest media type", reason: e.to_string() })
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..12.min(hex.len())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_registries_use_plain_http() {
+        for r in ["localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000", "localhost"] {
+            assert!(is_loopback(r), "{r}");
+        }
+        for r in ["docker.io", "ghcr.io", "10.0.0.1:5000", "localhost.evil.com:5000"] {
+            assert!(!is_loopback(r), "{r}");
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! `wasmbox pull`: fetch an image from a registry into the local store.
+
+use clap::Args;
+use wasmbox_image::{display_reference, parse_reference};
+
+/// Pull an image from a registry
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// NAME[:TAG] or NAME@sha256:DIGEST (e.g. localhost:5000/team/app:1.0)
+    #[arg(value_name = "REF")]
+    pub reference: String,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Flags shared by commands that talk to a registry.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP for a registry that is not on this machine (loopback always may)
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Print only errors
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn exec(a: PullArgs) -> anyhow::Result<i32> {
+    let reference = parse_reference(&a.reference)?;
+    let digest = pull(&reference, &a.registry)?;
+    println!("{digest}");
+    Ok(0)
+}
+
+/// Pulls `reference` into the local store; returns the manifest digest.
+pub fn pull(reference: &oci_spec::distribution::Reference, flags: &RegistryArgs) -> anyhow::Result<String> {
+    let store = super::image_store()?;
+    let registry = super::registry_client(reference, flags.insecure)?;
+    let name = display_reference(reference);
+    let quiet = flags.quiet;
+    if !quiet {
+        eprintln!("pulling {name}");
+    }
+    let say = |line: String| {
+        if !quiet {
+            eprintln!("  {line}");
+        }
+    };
+    let descriptor = super::block_on(registry.pull(&store, reference, &say))??;
+    if !quiet {
+        eprintln!("pulled {name}");
+    }
+    Ok(descriptor.digest().to_string())
+}
