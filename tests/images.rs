@@ -69,7 +69,7 @@ fn build_run_tag_rmi_prune() {
     home.run(&["rmi", "probe:1.0", "nope:1"]).code(127).stderr_has("image `nope:1` not found");
     assert_eq!(images_json(&home).as_array().unwrap().len(), 2);
     home.run(&["rmi", "probe:1.0"]).code(0).stdout_has("untagged: probe:1.0");
-    home.run(&["run", "probe:1.0"]).code(127).stderr_has("not found").stderr_has("hint:");
+    home.run(&["run", "--pull", "never", "probe:1.0"]).code(127).stderr_has("not found").stderr_has("hint:");
     // Still referenced by the other tag: prune keeps everything.
     home.run(&["image", "prune"]).code(0).stdout_has("removed 0 unreferenced blobs");
     home.run(&["rmi", "localhost:5000/team/probe:v2"]).code(0);
@@ -181,9 +181,11 @@ fn build_from_files_and_bad_inputs() {
     let refs: Vec<String> =
         images_json(&home).as_array().unwrap().iter().map(|i| i["reference"].as_str().unwrap().to_string()).collect();
     assert_eq!(refs, ["probe:latest", "trap:latest"], "a failed build tagged something");
-    home.run(&["run", &format!("probe@sha256:{}", "0".repeat(64))]).code(127);
+    home.run(&["run", "--pull", "never", &format!("probe@sha256:{}", "0".repeat(64))]).code(127);
     home.run(&["run", "probe@sha256:1234"]).code(125).stderr_has("invalid image reference");
     home.run(&["run", "./missing.wasm"]).code(127).stderr_has("no such file");
+    // The default policy pulls a missing image: off loopback, tests can only see it fail.
+    home.run(&["run", "surely-not-local:1"]).code(125).stderr_has("pulling").stderr_has("registry");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Helpers for integration tests: run the real `wasmbox` binary with a private WASMBOX_HOME.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -27,10 +29,15 @@ impl Home {
         self.dir.path()
     }
 
-    /// `wasmbox` with this home, a clean log setting and no stdin.
+    /// `wasmbox` with this home, a clean log setting and no stdin. Tests talk only to
+    /// loopback: any other HTTP(S) request goes to a dead proxy on 127.0.0.1:9 and fails there.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_wasmbox"));
         c.env("WASMBOX_HOME", self.path()).env_remove("WASMBOX_LOG").env("NO_COLOR", "1").stdin(Stdio::null());
+        for proxy in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY"] {
+            c.env(proxy, "http://127.0.0.1:9");
+        }
+        c.env("NO_PROXY", "127.0.0.1,localhost,::1").env("no_proxy", "127.0.0.1,localhost,::1");
         c
     }
 
@@ -69,6 +76,12 @@ impl Out {
     #[track_caller]
     pub fn code(&self, expected: i32) -> &Out {
         assert_eq!(self.code, expected, "exit code\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn code_not(&self, unexpected: i32) -> &Out {
+        assert_ne!(self.code, unexpected, "exit code\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
         self
     }
 

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use oci_client::{Client, Reference, RegistryOperation};
 use oci_spec::image::{Arch, Descriptor, ImageIndex};
 use sha2::{Digest as _, Sha256};
 
@@ -129,6 +129,8 @@ impl Registry {
         target: &Reference,
         say: &dyn Fn(String),
     ) -> Result<String, ImageError> {
+        // Blob checks and uploads need a push token (or basic credentials) up front.
+        self.client.auth(target, &self.auth, RegistryOperation::Push).await.map_err(|e| self.failure(e))?;
         let manifest_digest = descriptor_digest(manifest)?;
         let bytes = store.read_blob(&manifest_digest, media::MAX_MANIFEST)?;
         let parsed = parse_manifest(&bytes, None)?;
@@ -208,6 +210,11 @@ impl Registry {
             OciDistributionError::ServerError { code: 401 | 403, .. } => RegistryFailure::Unauthorized,
             OciDistributionError::ServerError { code: 404, .. } => RegistryFailure::NotFound,
             OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => RegistryFailure::Unreachable,
+            OciDistributionError::RequestError(r) => match r.status().map(|s| s.as_u16()) {
+                Some(401 | 403) => RegistryFailure::Unauthorized,
+                Some(404) => RegistryFailure::NotFound,
+                _ => RegistryFailure::Other,
+            },
             _ => RegistryFailure::Other,
         };
         let mut reason = e.to_string();
