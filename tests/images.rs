@@ -288,3 +288,119 @@ fn runwasi_and_spin_layouts_run() {
     assert_eq!(v["image"]["format"], "spin");
     home.run(&["run", "html-app"]).code(126).stderr_has("unsupported image: config media type text/html");
 }
+
+/// A gzip-compressed tar with `entries` (path, bytes); `("link:PATH", target)` makes a symlink.
+fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    for (path, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        if let Some(link) = path.strip_prefix("link:") {
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            header.set_mode(0o777);
+            // set_path refuses `..` and absolute paths, so write the raw name, as a hostile tool would.
+            write_raw_name(&mut header, link);
+            header.set_link_name(std::str::from_utf8(bytes).unwrap()).unwrap();
+            header.set_cksum();
+            builder.append(&header, &[][..]).unwrap();
+        } else {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            write_raw_name(&mut header, path);
+            header.set_cksum();
+            builder.append(&header, *bytes).unwrap();
+        }
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn write_raw_name(header: &mut tar::Header, name: &str) {
+    let field = &mut header.as_old_mut().name;
+    field.fill(0);
+    field[..name.len()].copy_from_slice(name.as_bytes());
+}
+
+/// Puts a compat image (docker-style config with Entrypoint/Cmd, tar+gzip layers) in the store.
+fn add_compat_image(home: &Home, name: &str, entrypoint: &str, cmd: &[&str], layers: &[Vec<u8>]) {
+    home.run(&["images"]).code(0);
+    let root = home.path().join("images");
+    let config = serde_json::json!({
+        "architecture": "wasm", "os": "wasip1",
+        "config": { "Entrypoint": [entrypoint], "Cmd": cmd, "Env": ["FROM_CONFIG=yes"] },
+        "rootfs": { "type": "layers", "diff_ids": [] },
+    })
+    .to_string();
+    let config_digest = put_blob(&root, config.as_bytes());
+    let layer_descs: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|l| serde_json::json!({ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": put_blob(&root, l), "size": l.len() }))
+        .collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len() },
+        "layers": layer_descs,
+        "annotations": { "module.wasm.image/variant": "compat" },
+    })
+    .to_string();
+    let manifest_digest = put_blob(&root, manifest.as_bytes());
+    let index_path = root.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let entry = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest.len(),
+        "annotations": { "org.opencontainers.image.ref.name": format!("docker.io/library/{name}:latest") },
+    });
+    match index["manifests"].as_array_mut() {
+        Some(list) => list.push(entry),
+        None => index["manifests"] = serde_json::json!([entry]),
+    }
+    std::fs::write(&index_path, index.to_string()).unwrap();
+}
+
+#[test]
+fn compat_tar_images_run_without_writing_their_layers() {
+    // SECURITY-CASES D26: `../` and absolute entries, a symlink-then-file, all in the layers.
+    let home = Home::new();
+    let probe = std::fs::read(PROBE_MODULE).unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let hostile = tar_gz(&[
+        ("../../../../tmp/wasmbox-compat-escape", b"pwned"),
+        ("/tmp/wasmbox-compat-absolute", b"pwned"),
+        ("link:bin/evil", b"/etc"),
+        ("bin/evil/passwd", b"pwned"),
+        ("app.wasm", b"an older layer's app, replaced below"),
+    ]);
+    let top = tar_gz(&[("./app.wasm", &probe)]);
+    add_compat_image(&home, "compat", "/app.wasm", &["exit", "13"], &[hostile, top]);
+    let out =
+        Out::from(home.cmd().current_dir(cwd.path()).args(["run", "--pull", "never", "compat"]).output().unwrap());
+    out.code(13).no_panic();
+    home.run(&["run", "compat", "env"]).code(0).stdout_has("FROM_CONFIG=yes");
+    assert!(!std::path::Path::new("/tmp/wasmbox-compat-escape").exists());
+    assert!(!std::path::Path::new("/tmp/wasmbox-compat-absolute").exists());
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0, "something was unpacked into the cwd");
+    let v: serde_json::Value = serde_json::from_str(&home.run(&["inspect", "--json", "compat"]).stdout).unwrap();
+    assert_eq!(v["image"]["format"], "compat");
+
+    // The entrypoint as a symlink, a missing entrypoint, a `..` entrypoint: refused.
+    add_compat_image(&home, "linked", "/app.wasm", &[], &[tar_gz(&[("link:app.wasm", b"/etc/passwd")])]);
+    home.run(&["run", "linked"]).code(126).stderr_has("not a regular file").no_panic();
+    add_compat_image(&home, "empty", "/app.wasm", &[], &[tar_gz(&[("other.wasm", &probe)])]);
+    home.run(&["run", "empty"]).code(126).stderr_has("not in the image layers");
+    add_compat_image(&home, "sneaky", "/../app.wasm", &[], &[tar_gz(&[("app.wasm", &probe)])]);
+    home.run(&["run", "sneaky"]).code(126).stderr_has("not a plain path");
+}
+
+#[test]
+fn compat_gzip_bomb_is_cut_off() {
+    let home = Home::new();
+    let zeros = vec![0u8; 300 << 20];
+    let bomb = tar_gz(&[("padding.bin", &zeros), ("app.wasm", &std::fs::read(PROBE_MODULE).unwrap())]);
+    drop(zeros);
+    assert!(bomb.len() < 2 << 20, "the bomb should be small compressed ({} bytes)", bomb.len());
+    add_compat_image(&home, "bomb", "/app.wasm", &[], &[bomb]);
+    let start = std::time::Instant::now();
+    home.run(&["run", "bomb"]).code(126).stderr_has("gzip bomb").no_panic();
+    assert!(start.elapsed() < std::time::Duration::from_secs(30), "took {:?}", start.elapsed());
+}

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod compat;
 pub mod error;
 pub mod media;
 pub mod pack;

@@ -32,8 +32,11 @@ pub const MAX_MANIFEST: u64 = 4 << 20;
 pub const MAX_CONFIG: u64 = 4 << 20;
 pub const DEFAULT_MAX_BLOB: u64 = 1 << 30;
 
+/// Docker image config (compat images built by docker/buildah).
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
 /// Config media types we accept.
-pub const CONFIGS: [&str; 3] = [WASM_CONFIG, OCI_CONFIG, SPIN_CONFIG];
+pub const CONFIGS: [&str; 4] = [WASM_CONFIG, OCI_CONFIG, SPIN_CONFIG, DOCKER_CONFIG];
 
 /// Layer media types that hold a Wasm binary directly.
 pub const WASM_LAYERS: [&str; 3] = [WASM_LAYER, RUNWASI_LAYER, SPIN_LAYER];

@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 use crate::error::{ImageError, RegistryFailure};
 use crate::media;
 use crate::store::{Store, descriptor_digest, full, hex, manifest_descriptor, parse_digest};
-use crate::unpack::{parse_manifest, select_wasm_layer};
+use crate::unpack::{check_runnable, parse_manifest};
 
 const ACCEPT: [&str; 4] = [media::MANIFEST, media::INDEX, media::DOCKER_MANIFEST, media::DOCKER_INDEX];
 
@@ -94,7 +94,7 @@ impl Registry {
         }
         let manifest = parse_manifest(&bytes, None)?;
         // Refuse what we cannot run before downloading anything big.
-        select_wasm_layer(&manifest)?;
+        check_runnable(&manifest)?;
         for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
             let blob_digest = descriptor_digest(blob)?;
             let Some(mut writer) = store.begin_blob(&blob_digest, blob.size())? else {

@@ -1,12 +1,14 @@
 //! `unpack`: from a manifest in the store to the Wasm binary and app manifest to run.
 //!
-//! Reads the format wasmbox writes (CNCF TAG Wasm artifact) and the single-layer formats of
-//! runwasi (component layer) and Spin (content layer). Every document is checked before use:
+//! Reads the format wasmbox writes (CNCF TAG Wasm artifact), the single-layer formats of
+//! runwasi (component layer) and Spin (content layer), and tar-based compat images
+//! ([`crate::compat`]). Every document is checked before use:
 //! size caps, allow-listed media types, no ambiguous manifest/index hybrids (CVE-2021-41190).
 
 use oci_spec::image::{Descriptor, ImageManifest};
 
 use crate::app::App;
+use crate::compat;
 use crate::error::ImageError;
 use crate::media;
 use crate::store::{Store, descriptor_digest, full};
@@ -21,6 +23,8 @@ pub enum Format {
     Runwasi,
     /// Spin's `application/vnd.wasm.content.layer.v1+wasm`.
     Spin,
+    /// Tar layers holding a `.wasm` named by the config's entrypoint.
+    Compat,
 }
 
 impl std::fmt::Display for Format {
@@ -29,6 +33,7 @@ impl std::fmt::Display for Format {
             Format::CncfWasm => "wasm-artifact",
             Format::Runwasi => "runwasi",
             Format::Spin => "spin",
+            Format::Compat => "compat",
         })
     }
 }
@@ -73,19 +78,33 @@ pub fn parse_manifest(bytes: &[u8], declared: Option<&str>) -> Result<ImageManif
     Ok(manifest)
 }
 
-/// The one layer holding the Wasm binary, and which layout that makes the image.
-pub fn select_wasm_layer(m: &ImageManifest) -> Result<(&Descriptor, Format), ImageError> {
+/// Refuses, before anything is downloaded, an image wasmbox could not run.
+pub fn check_runnable(m: &ImageManifest) -> Result<Format, ImageError> {
+    if compat::is_compat(m) {
+        check_config(m)?;
+        return Ok(Format::Compat);
+    }
+    select_wasm_layer(m).map(|(_, format)| format)
+}
+
+fn check_config(m: &ImageManifest) -> Result<(), ImageError> {
     let config_type = m.config().media_type().to_string();
     if !media::CONFIGS.contains(&config_type.as_str()) {
         return Err(ImageError::Unsupported(format!("config media type {config_type}")));
     }
+    Ok(())
+}
+
+/// The one layer holding the Wasm binary, and which layout that makes the image.
+pub fn select_wasm_layer(m: &ImageManifest) -> Result<(&Descriptor, Format), ImageError> {
+    check_config(m)?;
     let wasm_layers: Vec<&Descriptor> =
         m.layers().iter().filter(|l| media::WASM_LAYERS.contains(&l.media_type().to_string().as_str())).collect();
     let layer = match wasm_layers.as_slice() {
         [one] => *one,
         [] => {
             return Err(ImageError::Unsupported(format!(
-                "no Wasm layer (layers: {}); tar-based \"compat\" images are not supported yet",
+                "no Wasm layer (layers: {})",
                 m.layers().iter().map(|l| l.media_type().to_string()).collect::<Vec<_>>().join(", ")
             )));
         }
@@ -109,6 +128,11 @@ pub fn unpack(store: &Store, manifest: &Descriptor) -> Result<WasmImage, ImageEr
     let digest = descriptor_digest(manifest)?;
     let bytes = store.read_blob(&digest, media::MAX_MANIFEST)?;
     let m = parse_manifest(&bytes, None)?;
+    if compat::is_compat(&m) {
+        check_config(&m)?;
+        let (wasm, app) = compat::extract(store, &m)?;
+        return Ok(WasmImage { manifest_digest: full(&digest), format: Format::Compat, wasm, app: Some(app) });
+    }
     let (layer, format) = select_wasm_layer(&m)?;
     let layer_digest = descriptor_digest(layer)?;
     let wasm = store.read_blob(&layer_digest, media::DEFAULT_MAX_BLOB)?;
