@@ -234,6 +234,19 @@ fn hostile_manifests_are_refused() {
     odd["mediaType"] = serde_json::json!("application/x-evil");
     let r = serve("odd", MANIFEST, odd.to_string().into_bytes());
     home.run(&["pull", &r]).code_not(0).no_panic();
+    // D25: served with a Content-Type that contradicts the document.
+    let r = serve("liar", "application/vnd.docker.distribution.manifest.v2+json", h.manifest.clone().into_bytes());
+    home.run(&["pull", &r])
+        .code(126)
+        .stderr_has("served as application/vnd.docker.distribution.manifest.v2+json")
+        .no_panic();
+    // D24: an endless manifest is cut at the cap while streaming (served slowly, 8 MiB).
+    let mut endless = Answer::ok(MANIFEST, vec![b' '; 8 << 20]);
+    endless.dribble = Some((64 << 10, Duration::from_millis(1)));
+    h.fake.set("/v2/evil/app/manifests/endless", endless);
+    let start = std::time::Instant::now();
+    home.run(&["pull", &format!("{}/evil/app:endless", h.fake.addr)]).code(126).stderr_has("limit").no_panic();
+    assert!(start.elapsed() < Duration::from_secs(20));
     // D23: a descriptor digest that is a path, and a negative size.
     let escape = h.manifest.replacen(&h.layer_digest, "sha256:../../../../etc/passwd", 1);
     let r = serve("escape", MANIFEST, escape.into_bytes());
@@ -271,4 +284,28 @@ fn kill_during_pull_leaves_a_usable_store() {
     // prune clears what the killed pull left behind.
     home.run(&["image", "prune"]).code(0);
     assert!(blob_names(&home).iter().all(|n| !n.starts_with(".tmp")));
+}
+
+#[test]
+fn concurrent_pulls_of_one_image_are_safe() {
+    let registry = Registry::start();
+    let publisher = Home::new();
+    let reference = format!("{}/team/shared:1", registry.addr);
+    publisher.run(&["build", "-t", &reference, PROBE_COMPONENT]).code(0);
+    publisher.run(&["push", &reference]).code(0);
+
+    let home = Home::new();
+    let children: Vec<_> = (0..4)
+        .map(|_| home.cmd().args(["pull", "-q", &reference]).stdout(std::process::Stdio::piped()).spawn().unwrap())
+        .collect();
+    let digests: Vec<String> = children
+        .into_iter()
+        .map(|c| Out::from(c.wait_with_output().unwrap()).code(0).stdout.trim().to_string())
+        .collect();
+    assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
+    assert_blobs_match_names(&home);
+    assert!(blob_names(&home).iter().all(|n| !n.starts_with(".tmp")), "temp files left: {:?}", blob_names(&home));
+    let images: serde_json::Value = serde_json::from_str(&home.run(&["images", "--json"]).stdout).unwrap();
+    assert_eq!(images.as_array().unwrap().len(), 1);
+    home.run(&["run", &reference, "exit", "8"]).code(8);
 }

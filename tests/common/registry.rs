@@ -154,7 +154,8 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
-    /// Send the body in chunks with this pause between them (a slow or stalling registry).
+    /// Send the body in chunks with this pause between them, without a Content-Length (a slow,
+    /// stalling or endless registry).
     pub dribble: Option<(usize, Duration)>,
 }
 
@@ -223,11 +224,15 @@ fn serve_one(s: TcpStream, routes: &Mutex<HashMap<String, Answer>>, end: Instant
         })
     };
     let mut s = s;
+    // A dribbled body has no Content-Length (it ends when the connection closes), so a client
+    // cannot refuse it up front: only a cap on what it reads protects it.
+    let length = match answer.dribble {
+        None => format!("Content-Length: {}\r\n", answer.body.len()),
+        Some(_) => String::new(),
+    };
     let head = format!(
-        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        answer.status,
-        answer.content_type,
-        answer.body.len()
+        "HTTP/1.1 {} X\r\nContent-Type: {}\r\n{length}Connection: close\r\n\r\n",
+        answer.status, answer.content_type
     );
     if s.write_all(head.as_bytes()).is_err() {
         return;

@@ -28,6 +28,8 @@ pub struct Registry {
     client: Client,
     auth: RegistryAuth,
     registry: String,
+    /// Plain HTTP (loopback or --insecure).
+    plain: bool,
 }
 
 /// Is `registry` (`host[:port]`) on this machine?
@@ -45,17 +47,14 @@ impl Registry {
         // reqwest is built without a default TLS provider (no C toolchain needed); pick ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let registry = reference.resolve_registry().to_string();
-        let protocol = if insecure || is_loopback(&registry) {
-            ClientProtocol::HttpsExcept(vec![registry.clone()])
-        } else {
-            ClientProtocol::Https
-        };
+        let plain = insecure || is_loopback(&registry);
+        let protocol = if plain { ClientProtocol::HttpsExcept(vec![registry.clone()]) } else { ClientProtocol::Https };
         let client = Client::new(ClientConfig { protocol, ..Default::default() });
         let auth = match credentials {
             Some((user, password)) => RegistryAuth::Basic(user, password),
             None => RegistryAuth::Anonymous,
         };
-        Registry { client, auth, registry }
+        Registry { client, auth, registry, plain }
     }
 
     /// Checks the credentials against the registry (an authenticated catalog request).
@@ -150,21 +149,67 @@ impl Registry {
         Ok(full(&manifest_digest))
     }
 
-    /// Fetches a manifest or index: capped, digest recomputed, media types allow-listed.
+    /// Fetches a manifest or index: capped while streaming, digest recomputed, Content-Type
+    /// compared with the document's own media type. This one GET is ours, not oci-client's,
+    /// because oci-client reads the body whole (no cap) and hides the Content-Type; the token
+    /// dance is still oci-client's.
     async fn manifest(&self, reference: &Reference) -> Result<(Vec<u8>, String), ImageError> {
-        let (bytes, _) =
-            self.client.pull_manifest_raw(reference, &self.auth, &ACCEPT).await.map_err(|e| self.failure(e))?;
-        if bytes.len() as u64 > media::MAX_MANIFEST {
-            return Err(ImageError::TooLarge {
-                digest: format!("manifest of {}", reference.whole()),
-                cap: media::MAX_MANIFEST,
-            });
-        }
-        let digest = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
         if let Some(pinned) = reference.digest() {
             parse_digest(pinned)?;
         }
-        Ok((bytes.to_vec(), digest))
+        let token =
+            self.client.auth(reference, &self.auth, RegistryOperation::Pull).await.map_err(|e| self.failure(e))?;
+        let url = format!(
+            "{scheme}://{registry}/v2/{repository}/manifests/{target}",
+            scheme = if self.plain { "http" } else { "https" },
+            registry = reference.resolve_registry(),
+            repository = reference.repository(),
+            target = reference.digest().or(reference.tag()).unwrap_or("latest"),
+        );
+        let mut request = reqwest::Client::new().get(&url).header(reqwest::header::ACCEPT, ACCEPT.join(", "));
+        request = match (token, &self.auth) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+            _ => request,
+        };
+        let http_failure =
+            |failure, reason: String| ImageError::Registry { registry: self.registry.clone(), failure, reason };
+        let mut response = request.send().await.map_err(|e| {
+            let failure =
+                if e.is_connect() || e.is_timeout() { RegistryFailure::Unreachable } else { RegistryFailure::Other };
+            http_failure(failure, format!("GET {url}: {e}"))
+        })?;
+        let status = response.status().as_u16();
+        match status {
+            200 => {}
+            401 | 403 => return Err(http_failure(RegistryFailure::Unauthorized, format!("GET {url}: HTTP {status}"))),
+            404 => {
+                return Err(http_failure(RegistryFailure::NotFound, format!("manifest unknown: GET {url}: HTTP 404")));
+            }
+            _ => return Err(http_failure(RegistryFailure::Other, format!("GET {url}: HTTP {status}"))),
+        }
+        let too_large =
+            || ImageError::TooLarge { digest: format!("manifest of {}", reference.whole()), cap: media::MAX_MANIFEST };
+        if response.content_length().is_some_and(|n| n > media::MAX_MANIFEST) {
+            return Err(too_large());
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_string());
+        let mut bytes = Vec::new();
+        while let Some(chunk) =
+            response.chunk().await.map_err(|e| http_failure(RegistryFailure::Other, format!("GET {url}: {e}")))?
+        {
+            if (bytes.len() + chunk.len()) as u64 > media::MAX_MANIFEST {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        check_declared_type(&bytes, content_type.as_deref())?;
+        let digest = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
+        Ok((bytes, digest))
     }
 
     /// Content from the registry failed a size or digest check (nothing was stored).
@@ -224,6 +269,26 @@ impl Registry {
             source = s.source();
         }
         ImageError::Registry { registry: self.registry.clone(), failure, reason }
+    }
+}
+
+/// A document's own `mediaType`, when it has one, must be the Content-Type it was served with
+/// (CVE-2021-41190: a registry must not make one document mean two things).
+fn check_declared_type(bytes: &[u8], content_type: Option<&str>) -> Result<(), ImageError> {
+    let doc: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ImageError::Malformed { what: "manifest", reason: e.to_string() })?;
+    let own = doc.get("mediaType").and_then(|m| m.as_str());
+    match (own, content_type) {
+        // Generic types say nothing either way (some static registries serve them).
+        (Some(own), Some(served))
+            if own != served && !matches!(served, "" | "application/json" | "application/octet-stream") =>
+        {
+            Err(ImageError::Malformed {
+                what: "manifest",
+                reason: format!("served as {served} but its mediaType is {own}"),
+            })
+        }
+        _ => Ok(()),
     }
 }
 
