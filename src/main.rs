@@ -3,6 +3,7 @@
 mod commands;
 mod flags;
 mod home;
+mod progress;
 mod report;
 mod requests;
 

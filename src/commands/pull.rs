@@ -3,6 +3,8 @@
 use clap::Args;
 use wasmbox_image::{display_reference, parse_reference};
 
+use crate::progress::Reporter;
+
 /// Pull an image from a registry
 #[derive(Args, Debug)]
 pub struct PullArgs {
@@ -38,18 +40,9 @@ pub fn pull(reference: &oci_spec::distribution::Reference, flags: &RegistryArgs)
     let store = super::image_store()?;
     let registry = super::registry_client(reference, flags.insecure)?;
     let name = display_reference(reference);
-    let quiet = flags.quiet;
-    if !quiet {
-        eprintln!("pulling {name}");
-    }
-    let say = |line: String| {
-        if !quiet {
-            eprintln!("  {line}");
-        }
-    };
-    let descriptor = super::block_on(registry.pull(&store, reference, &say))??;
-    if !quiet {
-        eprintln!("pulled {name}");
-    }
+    let reporter = Reporter::new(flags.quiet);
+    reporter.say(&format!("pulling {name}"));
+    let descriptor = super::block_on(registry.pull(&store, reference, &reporter))??;
+    reporter.say(&format!("pulled {name}"));
     Ok(descriptor.digest().to_string())
 }

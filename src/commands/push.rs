@@ -4,6 +4,7 @@ use clap::Args;
 use wasmbox_image::{ImageError, display_reference, parse_reference};
 
 use super::pull::RegistryArgs;
+use crate::progress::Reporter;
 
 /// Push a local image to the registry its name points at
 #[derive(Args, Debug)]
@@ -22,19 +23,10 @@ pub fn exec(a: PushArgs) -> anyhow::Result<i32> {
     let manifest =
         store.resolve(&reference.whole())?.ok_or_else(|| ImageError::NotFound(display_reference(&reference)))?;
     let registry = super::registry_client(&reference, a.registry.insecure)?;
-    let quiet = a.registry.quiet;
-    if !quiet {
-        eprintln!("pushing {}", display_reference(&reference));
-    }
-    let say = |line: String| {
-        if !quiet {
-            eprintln!("  {line}");
-        }
-    };
-    let digest = super::block_on(registry.push(&store, &manifest, &reference, &say))??;
-    if !quiet {
-        eprintln!("pushed {}", display_reference(&reference));
-    }
+    let reporter = Reporter::new(a.registry.quiet);
+    reporter.say(&format!("pushing {}", display_reference(&reference)));
+    let digest = super::block_on(registry.push(&store, &manifest, &reference, &reporter))??;
+    reporter.say(&format!("pushed {}", display_reference(&reference)));
     println!("{digest}");
     Ok(0)
 }

@@ -24,6 +24,16 @@ use crate::unpack::{check_runnable, parse_manifest};
 
 const ACCEPT: [&str; 4] = [media::MANIFEST, media::INDEX, media::DOCKER_MANIFEST, media::DOCKER_INDEX];
 
+/// What push and pull report while they work (the CLI draws bars on a TTY, lines otherwise).
+pub trait Progress {
+    /// A blob of `size` bytes starts moving.
+    fn start(&self, digest: &str, size: u64);
+    /// `bytes` more of the current blob moved.
+    fn advance(&self, bytes: u64);
+    /// The blob is done; `what` says how ("downloaded", "uploaded", "already present", ...).
+    fn done(&self, digest: &str, size: u64, what: &str);
+}
+
 pub struct Registry {
     client: Client,
     auth: RegistryAuth,
@@ -67,7 +77,7 @@ impl Registry {
         &self,
         store: &Store,
         reference: &Reference,
-        say: &dyn Fn(String),
+        progress: &dyn Progress,
     ) -> Result<Descriptor, ImageError> {
         let (mut bytes, digest) = self.manifest(reference).await?;
         let mut source = reference.clone();
@@ -97,9 +107,10 @@ impl Registry {
         for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
             let blob_digest = descriptor_digest(blob)?;
             let Some(mut writer) = store.begin_blob(&blob_digest, blob.size())? else {
-                say(format!("{}: already present", short(&full(&blob_digest))));
+                progress.done(&full(&blob_digest), blob.size(), "already present");
                 continue;
             };
+            progress.start(&full(&blob_digest), blob.size());
             let digest_text = full(&blob_digest);
             let layer = oci_client::client::LayerDescriptor { digest: &digest_text, urls: &None };
             let mut stream = self.client.pull_blob_stream(&source, &layer).await.map_err(|e| self.failure(e))?.stream;
@@ -110,9 +121,10 @@ impl Registry {
                     reason: format!("download of {} failed: {e}", full(&blob_digest)),
                 })?;
                 writer.write(&chunk).map_err(|e| self.integrity(e))?;
+                progress.advance(chunk.len() as u64);
             }
             writer.finish().map_err(|e| self.integrity(e))?;
-            say(format!("{}: downloaded {} bytes", short(&full(&blob_digest)), blob.size()));
+            progress.done(&full(&blob_digest), blob.size(), "downloaded");
         }
         let manifest_digest = store.put_bytes(&bytes)?;
         let descriptor = manifest_descriptor(&manifest_digest, bytes.len());
@@ -126,7 +138,7 @@ impl Registry {
         store: &Store,
         manifest: &Descriptor,
         target: &Reference,
-        say: &dyn Fn(String),
+        progress: &dyn Progress,
     ) -> Result<String, ImageError> {
         // Blob checks and uploads need a push token (or basic credentials) up front.
         self.client.auth(target, &self.auth, RegistryOperation::Push).await.map_err(|e| self.failure(e))?;
@@ -136,12 +148,14 @@ impl Registry {
         for blob in std::iter::once(parsed.config()).chain(parsed.layers()) {
             let digest = full(&descriptor_digest(blob)?);
             if self.client.blob_exists(target, &digest).await.map_err(|e| self.failure(e))? {
-                say(format!("{}: already in the registry", short(&digest)));
+                progress.done(&digest, blob.size(), "already in the registry");
                 continue;
             }
+            progress.start(&digest, blob.size());
             let data = store.read_blob(&descriptor_digest(blob)?, media::DEFAULT_MAX_BLOB)?;
             self.client.push_blob(target, data, &digest).await.map_err(|e| self.failure(e))?;
-            say(format!("{}: uploaded {} bytes", short(&digest), blob.size()));
+            progress.advance(blob.size());
+            progress.done(&digest, blob.size(), "uploaded");
         }
         let media_type = parsed.media_type().as_ref().map(|m| m.to_string()).unwrap_or_else(|| media::MANIFEST.into());
         let content_type = reqwest_header(&media_type)?;
@@ -312,7 +326,8 @@ fn reqwest_header(media_type: &str) -> Result<reqwest::header::HeaderValue, Imag
         .map_err(|e| ImageError::Malformed { what: "manifest media type", reason: e.to_string() })
 }
 
-fn short(digest: &str) -> &str {
+/// The 12 hex digits docker shows for a digest.
+pub fn short(digest: &str) -> &str {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     &hex[..12.min(hex.len())]
 }
