@@ -289,39 +289,6 @@ fn runwasi_and_spin_layouts_run() {
     home.run(&["run", "html-app"]).code(126).stderr_has("unsupported image: config media type text/html");
 }
 
-/// A gzip-compressed tar with `entries` (path, bytes); `("link:PATH", target)` makes a symlink.
-fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut builder = tar::Builder::new(gz);
-    for (path, bytes) in entries {
-        let mut header = tar::Header::new_gnu();
-        if let Some(link) = path.strip_prefix("link:") {
-            header.set_entry_type(tar::EntryType::Symlink);
-            header.set_size(0);
-            header.set_mode(0o777);
-            // set_path refuses `..` and absolute paths, so write the raw name, as a hostile tool would.
-            write_raw_name(&mut header, link);
-            header.set_link_name(std::str::from_utf8(bytes).unwrap()).unwrap();
-            header.set_cksum();
-            builder.append(&header, &[][..]).unwrap();
-        } else {
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            write_raw_name(&mut header, path);
-            header.set_cksum();
-            builder.append(&header, *bytes).unwrap();
-        }
-    }
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
-fn write_raw_name(header: &mut tar::Header, name: &str) {
-    let field = &mut header.as_old_mut().name;
-    field.fill(0);
-    field[..name.len()].copy_from_slice(name.as_bytes());
-}
-
 /// Puts a compat image (docker-style config with Entrypoint/Cmd, tar+gzip layers) in the store.
 fn add_compat_image(home: &Home, name: &str, entrypoint: &str, cmd: &[&str], layers: &[Vec<u8>]) {
     home.run(&["images"]).code(0);

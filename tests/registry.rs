@@ -102,7 +102,23 @@ fn foreign_layouts_and_indexes_pull_and_run() {
     .to_string();
     registry.put_manifest("multi/app", "latest", "application/vnd.oci.image.index.v1+json", &index);
 
+    // A compat image: the module in a tar+gzip layer, named by the config's Entrypoint.
+    let layer = tar_gz(&[("bin/app.wasm", &std::fs::read(PROBE_MODULE).unwrap())]);
+    let config =
+        r#"{"architecture":"wasm","os":"wasip1","config":{"Entrypoint":["/bin/app.wasm"],"Cmd":["exit","24"]}}"#;
+    let config_digest = registry.upload_blob("compat/app", config.as_bytes());
+    let layer_digest = registry.upload_blob("compat/app", &layer);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": MANIFEST,
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len() },
+        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer.len() }],
+        "annotations": { "module.wasm.image/variant": "compat" },
+    })
+    .to_string();
+    registry.put_manifest("compat/app", "v1", MANIFEST, &manifest);
+
     let home = Home::new();
+    home.run(&["run", &format!("{}/compat/app:v1", registry.addr)]).code(24);
     home.run(&["run", &format!("{}/runwasi/app:v1", registry.addr), "exit", "21"]).code(21);
     home.run(&["run", &format!("{}/spin/app:v1", registry.addr), "exit", "22"]).code(22);
     home.run(&["run", &format!("{}/multi/app", registry.addr), "exit", "23"]).code(23);

@@ -143,3 +143,36 @@ pub fn pong_server(lifetime: Duration) -> u16 {
     });
     port
 }
+
+/// A gzip-compressed tar with `entries` (path, bytes); `("link:PATH", target)` makes a symlink.
+pub fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    for (path, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        if let Some(link) = path.strip_prefix("link:") {
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            header.set_mode(0o777);
+            // set_path refuses `..` and absolute paths, so write the raw name, as a hostile tool would.
+            write_raw_name(&mut header, link);
+            header.set_link_name(std::str::from_utf8(bytes).unwrap()).unwrap();
+            header.set_cksum();
+            builder.append(&header, &[][..]).unwrap();
+        } else {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            write_raw_name(&mut header, path);
+            header.set_cksum();
+            builder.append(&header, *bytes).unwrap();
+        }
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn write_raw_name(header: &mut tar::Header, name: &str) {
+    let field = &mut header.as_old_mut().name;
+    field.fill(0);
+    field[..name.len()].copy_from_slice(name.as_bytes());
+}
