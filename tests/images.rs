@@ -226,6 +226,22 @@ fn concurrent_builds_keep_every_tag() {
     assert_store_consistent(&home);
 }
 
+/// Stores `manifest` and names it `name:latest` in index.json by hand, as a pull would.
+fn tag_by_hand(root: &Path, name: &str, manifest: &str) {
+    let manifest_digest = put_blob(root, manifest.as_bytes());
+    let index_path = root.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let entry = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest.len(),
+        "annotations": { "org.opencontainers.image.ref.name": format!("docker.io/library/{name}:latest") },
+    });
+    match index["manifests"].as_array_mut() {
+        Some(list) => list.push(entry),
+        None => index["manifests"] = serde_json::json!([entry]),
+    }
+    std::fs::write(&index_path, index.to_string()).unwrap();
+}
+
 /// Writes a blob into the store's layout by hand, as a registry pull would.
 fn put_blob(root: &Path, bytes: &[u8]) -> String {
     let hex = sha256_hex(bytes);
@@ -245,20 +261,7 @@ fn add_foreign_image(home: &Home, name: &str, config_type: &str, config: &str, l
         "layers": [{ "mediaType": layer_type, "digest": layer_digest, "size": wasm.len() }],
     })
     .to_string();
-    let manifest_digest = put_blob(&root, manifest.as_bytes());
-    let index_path = root.join("index.json");
-    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
-    let entry = serde_json::json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": manifest_digest,
-        "size": manifest.len(),
-        "annotations": { "org.opencontainers.image.ref.name": format!("docker.io/library/{name}:latest") },
-    });
-    match index["manifests"].as_array_mut() {
-        Some(list) => list.push(entry),
-        None => index["manifests"] = serde_json::json!([entry]),
-    }
-    std::fs::write(&index_path, index.to_string()).unwrap();
+    tag_by_hand(&root, name, &manifest);
 }
 
 #[test]
@@ -311,18 +314,7 @@ fn add_compat_image(home: &Home, name: &str, entrypoint: &str, cmd: &[&str], lay
         "annotations": { "module.wasm.image/variant": "compat" },
     })
     .to_string();
-    let manifest_digest = put_blob(&root, manifest.as_bytes());
-    let index_path = root.join("index.json");
-    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
-    let entry = serde_json::json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest.len(),
-        "annotations": { "org.opencontainers.image.ref.name": format!("docker.io/library/{name}:latest") },
-    });
-    match index["manifests"].as_array_mut() {
-        Some(list) => list.push(entry),
-        None => index["manifests"] = serde_json::json!([entry]),
-    }
-    std::fs::write(&index_path, index.to_string()).unwrap();
+    tag_by_hand(&root, name, &manifest);
 }
 
 #[test]
