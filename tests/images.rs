@@ -168,6 +168,11 @@ fn build_from_files_and_bad_inputs() {
     let home = Home::new();
     home.run(&["build", PROBE_MODULE]).code(0).stderr_has("built probe:latest (module");
     home.run(&["run", "probe", "hello"]).code(0).stdout_has("hello from a wasmbox guest");
+    // A directory named like the image does not shadow it.
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join("probe")).unwrap();
+    let out = Out::from(home.cmd().current_dir(cwd.path()).args(["run", "probe", "exit", "2"]).output().unwrap());
+    out.code(2);
     home.run(&["build", "-t", "trap", &wat("unreachable")]).code(0);
     home.run(&["run", "trap"]).code(134);
 

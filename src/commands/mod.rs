@@ -72,8 +72,8 @@ impl Source {
     }
 }
 
-/// Resolves SOURCE: an existing file wins; something that looks like a path is a missing
-/// file; anything else is an image reference looked up in the local store.
+/// Resolves SOURCE: an existing file wins; something that looks like a path is a file (missing
+/// or not); anything else is an image reference (a same-named directory does not shadow it).
 /// When `run` pulls an image reference (docker's `--pull`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum PullPolicy {
@@ -99,7 +99,7 @@ pub fn resolve_source_pulling(
     let looks_like_path = text.starts_with(['.', '/'])
         || [".wasm", ".wat", ".cwasm"].iter().any(|ext| text.ends_with(ext))
         || !text.contains(|c: char| c.is_ascii_alphanumeric());
-    if source.exists() || looks_like_path {
+    if source.is_file() || looks_like_path {
         return Ok(Source { artifact: wasmbox_engine::artifact::load(source)?, image: None });
     }
     let reference = parse_reference(&text)?;
