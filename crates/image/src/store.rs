@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Sha256Digest};
 use sha2::{Digest as _, Sha256};
+pub(crate) use wasmbox_engine::cache::hex;
 use wasmbox_engine::fs::write_atomic;
 
 use crate::error::ImageError;
@@ -316,9 +317,6 @@ pub fn manifest_descriptor(digest: &Sha256Digest, size: usize) -> Descriptor {
     Descriptor::new(MediaType::ImageManifest, size as u64, digest.clone())
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 #[cfg(test)]
 mod tests {
