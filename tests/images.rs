@@ -103,6 +103,7 @@ fn store_is_a_standard_oci_image_layout_in_the_cncf_wasm_format() {
     assert_eq!(config["os"], "wasip2");
     assert_eq!(config["layerDigests"][0], manifest["layers"][0]["digest"]);
     assert!(config["created"].as_str().unwrap().ends_with('Z'));
+    assert!(config["component"]["target"].as_str().unwrap().starts_with("wasi:cli/command@0.2."));
     let exports = config["component"]["exports"].as_array().unwrap();
     assert!(exports.iter().any(|e| e.as_str().unwrap().starts_with("wasi:cli/run@")));
     let app_json = manifest["annotations"]["dev.wasmbox.app.v1"].as_str().unwrap();

@@ -220,6 +220,10 @@ fn altered_blobs_and_documents_never_reach_the_store() {
     home.run(&["pull", &reference]).code(125).no_panic();
     assert!(!blob_names(&home).contains(&layer_name));
 
+    // A blob over the configured cap is refused before any byte of it is fetched.
+    home.run(&["pull", "--max-blob-size", "64K", &reference]).code(126).stderr_has("limit").no_panic();
+    assert!(!blob_names(&home).contains(&layer_name));
+
     // The honest image pulls and runs.
     h.fake
         .set(&format!("/v2/evil/app/blobs/{}", h.layer_digest), Answer::ok("application/octet-stream", h.wasm.clone()));

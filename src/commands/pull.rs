@@ -26,6 +26,10 @@ pub struct RegistryArgs {
     /// Print only errors
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Refuse to pull any blob larger than this [default: 1G]
+    #[arg(long, value_name = "SIZE", value_parser = wasmbox_engine::units::parse_size)]
+    pub max_blob_size: Option<u64>,
 }
 
 pub fn exec(a: PullArgs) -> anyhow::Result<i32> {
@@ -38,7 +42,10 @@ pub fn exec(a: PullArgs) -> anyhow::Result<i32> {
 /// Pulls `reference` into the local store; returns the manifest digest.
 pub fn pull(reference: &oci_spec::distribution::Reference, flags: &RegistryArgs) -> anyhow::Result<String> {
     let store = super::image_store()?;
-    let registry = super::registry_client(reference, flags.insecure)?;
+    let mut registry = super::registry_client(reference, flags.insecure)?;
+    if let Some(cap) = flags.max_blob_size {
+        registry = registry.with_max_blob(cap);
+    }
     let name = display_reference(reference);
     let reporter = Reporter::new(flags.quiet);
     reporter.say(&format!("pulling {name}"));

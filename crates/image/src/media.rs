@@ -30,7 +30,10 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Size caps (SECURITY-CASES D24).
 pub const MAX_MANIFEST: u64 = 4 << 20;
 pub const MAX_CONFIG: u64 = 4 << 20;
+/// Default for `--max-blob-size`: the largest blob a pull accepts.
 pub const DEFAULT_MAX_BLOB: u64 = 1 << 30;
+/// No descriptor may declare more than this, whatever the configured cap (sizes like 2^62).
+pub const HARD_MAX_BLOB: u64 = 1 << 40;
 
 /// Docker image config (compat images built by docker/buildah).
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";

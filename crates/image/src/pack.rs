@@ -32,6 +32,9 @@ pub fn pack(store: &Store, wasm: &[u8], meta: &WasmMeta, app: Option<&App>) -> R
     });
     if meta.component {
         config["component"] = json!({ "exports": meta.exports, "imports": meta.imports });
+        if let Some(target) = target_world(&meta.exports) {
+            config["component"]["target"] = json!(target);
+        }
     }
     let config_bytes = serde_json::to_vec(&config).expect("config serializes");
     let config_digest = store.put_bytes(&config_bytes)?;
@@ -55,6 +58,19 @@ pub fn pack(store: &Store, wasm: &[u8], meta: &WasmMeta, app: Option<&App>) -> R
     Ok(manifest_descriptor(&digest, manifest_bytes.len()))
 }
 
+/// The WASI world a component targets, from what it exports: `wasi:cli/run@V` makes it a
+/// `wasi:cli/command@V`, `wasi:http/incoming-handler@V` a `wasi:http/proxy@V`.
+fn target_world(exports: &[String]) -> Option<String> {
+    exports.iter().find_map(|e| {
+        let (interface, version) = e.split_once('@')?;
+        match interface {
+            "wasi:cli/run" => Some(format!("wasi:cli/command@{version}")),
+            "wasi:http/incoming-handler" => Some(format!("wasi:http/proxy@{version}")),
+            _ => None,
+        }
+    })
+}
+
 /// `2026-11-23T10:49:00Z` from a system time (UTC; civil-from-days, no time-zone database).
 fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -76,6 +92,16 @@ fn rfc3339(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn target_worlds() {
+        assert_eq!(target_world(&["wasi:cli/run@0.2.6".into()]).as_deref(), Some("wasi:cli/command@0.2.6"));
+        assert_eq!(
+            target_world(&["wasi:http/incoming-handler@0.2.0".into()]).as_deref(),
+            Some("wasi:http/proxy@0.2.0")
+        );
+        assert_eq!(target_world(&["acme:x/y".into()]), None);
+    }
 
     #[test]
     fn timestamps() {

@@ -40,6 +40,8 @@ pub struct Registry {
     registry: String,
     /// Plain HTTP (loopback or --insecure).
     plain: bool,
+    /// The largest blob a pull accepts (`--max-blob-size`).
+    max_blob: u64,
 }
 
 /// Is `registry` (`host[:port]`) on this machine?
@@ -64,7 +66,13 @@ impl Registry {
             Some((user, password)) => RegistryAuth::Basic(user, password),
             None => RegistryAuth::Anonymous,
         };
-        Registry { client, auth, registry, plain }
+        Registry { client, auth, registry, plain, max_blob: media::DEFAULT_MAX_BLOB }
+    }
+
+    /// Refuses blobs larger than `bytes` when pulling (default [`media::DEFAULT_MAX_BLOB`]).
+    pub fn with_max_blob(mut self, bytes: u64) -> Registry {
+        self.max_blob = bytes;
+        self
     }
 
     /// Checks the credentials against the registry (an authenticated catalog request).
@@ -102,8 +110,13 @@ impl Registry {
             return Err(self.integrity(ImageError::DigestMismatch { expected: pinned.to_string(), actual: digest }));
         }
         let manifest = parse_manifest(&bytes, None)?;
-        // Refuse what we cannot run before downloading anything big.
+        // Refuse what we cannot run, or will not hold, before downloading anything big.
         check_runnable(&manifest)?;
+        for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+            if blob.size() > self.max_blob {
+                return Err(ImageError::TooLarge { digest: blob.digest().to_string(), cap: self.max_blob });
+            }
+        }
         for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
             let blob_digest = descriptor_digest(blob)?;
             let Some(mut writer) = store.begin_blob(&blob_digest, blob.size())? else {
@@ -152,7 +165,7 @@ impl Registry {
                 continue;
             }
             progress.start(&digest, blob.size());
-            let data = store.read_blob(&descriptor_digest(blob)?, media::DEFAULT_MAX_BLOB)?;
+            let data = store.read_blob(&descriptor_digest(blob)?, blob.size())?;
             self.client.push_blob(target, data, &digest).await.map_err(|e| self.failure(e))?;
             progress.advance(blob.size());
             progress.done(&digest, blob.size(), "uploaded");

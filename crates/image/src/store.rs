@@ -317,7 +317,6 @@ pub fn manifest_descriptor(digest: &Sha256Digest, size: usize) -> Descriptor {
     Descriptor::new(MediaType::ImageManifest, size as u64, digest.clone())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,7 +71,7 @@ pub fn parse_manifest(bytes: &[u8], declared: Option<&str>) -> Result<ImageManif
     }
     let manifest = ImageManifest::from_reader(bytes).map_err(|e| bad(e.to_string()))?;
     for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
-        if d.size() > media::DEFAULT_MAX_BLOB {
+        if d.size() > media::HARD_MAX_BLOB {
             return Err(bad(format!("blob {} declares {} bytes, over the limit", d.digest(), d.size())));
         }
     }
@@ -135,7 +135,7 @@ pub fn unpack(store: &Store, manifest: &Descriptor) -> Result<WasmImage, ImageEr
     }
     let (layer, format) = select_wasm_layer(&m)?;
     let layer_digest = descriptor_digest(layer)?;
-    let wasm = store.read_blob(&layer_digest, media::DEFAULT_MAX_BLOB)?;
+    let wasm = store.read_blob(&layer_digest, layer.size())?;
     if wasm.len() as u64 != layer.size() {
         return Err(ImageError::SizeMismatch {
             digest: full(&layer_digest),
