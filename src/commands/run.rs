@@ -50,8 +50,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub grant_requested: bool,
 
-    /// A .wasm module or component, .wat text, a `wasmbox compile` output, or a local image
-    /// (NAME[:TAG] or NAME@sha256:DIGEST)
+    /// A .wasm module or component, .wat text, a `wasmbox compile` output, or an image
+    /// (NAME[:TAG] or NAME@sha256:DIGEST; pulled when missing, see --pull)
     #[arg(value_name = "SOURCE")]
     pub source: PathBuf,
 
