@@ -39,6 +39,8 @@ fn yielding_and_sleeping_guests_are_stopped_by_timeout() {
     // B11: a loop of sleep(0) (poll_oneoff), and a guest blocked in a long sleep.
     let home = Home::new();
     for (kind, probe) in PROBES {
+        // Compile first, so the bound below measures the deadline, not a cold compile on a busy CI.
+        home.run(&["run", probe, "hello"]).code(0);
         for op in [&["spin"][..], &["sleep", "60000"]] {
             let start = Instant::now();
             let mut args = vec!["run", "--timeout", "300ms", probe];
