@@ -34,6 +34,7 @@ enum Command {
     Pull(commands::pull::PullArgs),
     Push(commands::push::PushArgs),
     Login(commands::login::LoginArgs),
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() {
@@ -55,6 +56,7 @@ fn main() {
         Command::Pull(args) => commands::pull::exec(args),
         Command::Push(args) => commands::push::exec(args),
         Command::Login(args) => commands::login::exec(args),
+        Command::Serve(args) => commands::serve::exec(args),
     };
     std::process::exit(report::exit_code(result));
 }

@@ -18,6 +18,10 @@ fn main() {
     for (target, suffix) in TARGETS {
         build(&guests, &target_dir, target);
         for bin in bins(&guests) {
+            // `http-*` guests are `wasi:http/proxy` components: they only mean something on p2.
+            if bin.starts_with("http-") && suffix == "MODULE" {
+                continue;
+            }
             let path = target_dir.join(target).join("release").join(format!("{bin}.wasm"));
             assert!(path.exists(), "guest {} was not built", path.display());
             let name = format!("{}_{suffix}", bin.to_uppercase().replace('-', "_"));

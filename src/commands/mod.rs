@@ -10,6 +10,7 @@ pub mod pull;
 pub mod push;
 pub mod rmi;
 pub mod run;
+pub mod serve;
 pub mod tag;
 
 use std::path::Path;

@@ -145,7 +145,25 @@ pub fn http(
     }
     let mut body = Vec::new();
     reader.read_to_end(&mut body)?;
+    if headers.get("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
+        body = dechunk(&body);
+    }
     Ok(Response { status, headers, body })
+}
+
+/// Decodes a chunked body (`SIZE\r\nDATA\r\n ... 0\r\n\r\n`).
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..end]).unwrap_or("0").trim(), 16).unwrap_or(0);
+        raw = &raw[end + 2..];
+        if size == 0 || raw.len() < size {
+            break;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[(size + 2).min(raw.len())..];
+    }
+    out
 }
 
 /// What the fake registry answers for one path.

@@ -177,8 +177,9 @@ fn world(kind: Kind, exports: &[String]) -> String {
     match kind {
         Kind::Module if has("_start") => "command",
         Kind::Module if has("_initialize") => "reactor",
-        Kind::Component if has("wasi:cli/run") => "command",
+        // An HTTP handler may carry a `run` export too (Rust bins do); serving is its point.
         Kind::Component if has("wasi:http/incoming-handler") => "http-proxy",
+        Kind::Component if has("wasi:cli/run") => "command",
         _ => "library",
     }
     .into()

@@ -11,6 +11,7 @@ pub mod compile;
 pub mod engine;
 pub mod error;
 pub mod fs;
+pub mod http;
 pub mod inspect;
 pub mod limits;
 mod lookup;

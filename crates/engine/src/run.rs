@@ -119,7 +119,7 @@ async fn run_component(
 }
 
 /// Sets fuel and the epoch deadline on a fresh store.
-fn arm_limits<T: Send + 'static>(store: &mut Store<T>, limits: &Limits) -> Result<(), EngineError> {
+pub(crate) fn arm_limits<T: Send + 'static>(store: &mut Store<T>, limits: &Limits) -> Result<(), EngineError> {
     if let Some(fuel) = limits.fuel {
         store.set_fuel(fuel).map_err(internal)?;
     }
@@ -147,7 +147,11 @@ async fn with_deadline<F: Future>(timeout: Option<Duration>, fut: F) -> Option<F
     }
 }
 
-fn finish(outcome: Option<wasmtime::Result<i32>>, memory_hit: bool, limits: &Limits) -> Result<i32, EngineError> {
+pub(crate) fn finish(
+    outcome: Option<wasmtime::Result<i32>>,
+    memory_hit: bool,
+    limits: &Limits,
+) -> Result<i32, EngineError> {
     let timeout = || EngineError::Limit(LimitHit::Timeout(limits.timeout.unwrap_or_default()));
     let err = match outcome {
         None => return Err(timeout()),
@@ -175,12 +179,12 @@ fn finish(outcome: Option<wasmtime::Result<i32>>, memory_hit: bool, limits: &Lim
     Err(EngineError::Trap { message, backtrace: backtrace.trim_end().to_string() })
 }
 
-fn internal(e: wasmtime::Error) -> EngineError {
+pub(crate) fn internal(e: wasmtime::Error) -> EngineError {
     EngineError::Internal(e.into())
 }
 
 /// Maps a linking failure to "cannot run", naming the missing import and what would provide it.
-fn link_error(e: wasmtime::Error) -> EngineError {
+pub(crate) fn link_error(e: wasmtime::Error) -> EngineError {
     let text = format!("{e:#}");
     // wasmtime 48 words it "unknown import: `m::f` has not been defined" (modules) and
     // "component imports instance `i`, but ..." (components): the name is the first `quoted` word.
