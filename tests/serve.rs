@@ -2,7 +2,7 @@
 //! request; failures of one request never affect the next; slow or malformed clients are cut off.
 
 mod common;
-use common::registry::http;
+use common::registry::{Answer, FakeRegistry, http, http_with_headers};
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -164,8 +164,11 @@ fn slow_clients_are_closed_after_the_header_timeout() {
         let _ = s.write_all(b"a");
         let mut buf = [0u8; 512];
         match s.read(&mut buf) {
-            Ok(0) | Err(_) => closed += 1,
-            Ok(_) => closed += 1, // a 408 before closing also counts as cut off
+            Ok(0) => closed += 1,
+            // A 408 before closing also counts as cut off.
+            Ok(n) if String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408") => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            other => panic!("a slow connection was still open: {other:?}"),
         }
     }
     assert_eq!(closed, 50);
@@ -205,4 +208,239 @@ fn non_http_artifacts_are_refused() {
     let v: serde_json::Value =
         serde_json::from_str(&home.run(&["inspect", "--json", HTTP_PROBE_COMPONENT]).stdout).unwrap();
     assert_eq!(v["world"], "http-proxy");
+}
+
+/// The address of the `--metrics` listener, from its line on stderr.
+fn metrics_addr(server: &Server) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = server.log.lock().unwrap().clone();
+        if let Some(line) = log.lines().find(|l| l.starts_with("Metrics on http://")) {
+            return line.trim_start_matches("Metrics on http://").trim_end_matches("/metrics").to_string();
+        }
+        assert!(Instant::now() < deadline, "no metrics line in:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// Waits until the access log has `n` lines that start with `{`.
+fn json_lines(server: &Server, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = server.log.lock().unwrap().clone();
+        let lines: Vec<serde_json::Value> =
+            log.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "expected {n} JSON log lines in:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn metrics_and_json_access_log_count_every_outcome() {
+    let server = Server::start(&[
+        "--metrics",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--timeout",
+        "1s",
+        "-m",
+        "32M",
+        HTTP_PROBE_COMPONENT,
+    ]);
+    let metrics = metrics_addr(&server);
+    server.healthy();
+    server.healthy();
+    assert_eq!(server.get("/trap").0, 500);
+    assert_eq!(server.get("/spin").0, 504);
+    assert_eq!(server.get("/bomb").0, 500);
+    let lines = json_lines(&server, 5);
+    let hello = &lines[0];
+    assert_eq!(
+        (hello["method"].as_str(), hello["path"].as_str(), hello["status"].as_u64()),
+        (Some("GET"), Some("/"), Some(200))
+    );
+    assert_eq!(hello["bytes"], 25);
+    assert!(hello["instance_ms"].as_f64().unwrap() > 0.0, "{hello}");
+    assert!(hello["duration_ms"].as_f64().unwrap() >= hello["instance_ms"].as_f64().unwrap() * 0.5, "{hello}");
+    let trap = lines.iter().find(|l| l["path"] == "/trap").unwrap();
+    assert!(trap["error"].as_str().unwrap().contains("trapped"), "{trap}");
+    let bomb = lines.iter().find(|l| l["path"] == "/bomb").unwrap();
+    assert!(bomb["error"].as_str().unwrap().contains("memory limit of 32 MiB"), "{bomb}");
+
+    let r = http(&metrics, "GET", "/metrics", None, &[]).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.headers["content-type"].starts_with("text/plain"));
+    let text = String::from_utf8(r.body).unwrap();
+    assert_eq!(metric(&text, "wasmbox_http_requests_total{status=\"200\"}"), 2);
+    assert_eq!(metric(&text, "wasmbox_http_requests_total{status=\"500\"}"), 2);
+    assert_eq!(metric(&text, "wasmbox_http_requests_total{status=\"504\"}"), 1);
+    assert_eq!(metric(&text, "wasmbox_http_request_duration_seconds_count"), 5);
+    assert_eq!(metric(&text, "wasmbox_http_request_duration_seconds_bucket{le=\"+Inf\"}"), 5);
+    assert_eq!(metric(&text, "wasmbox_traps_total"), 1);
+    assert_eq!(metric(&text, "wasmbox_limit_kills_total{limit=\"memory\"}"), 1);
+    assert_eq!(metric(&text, "wasmbox_limit_kills_total{limit=\"timeout\"}"), 1);
+    assert_eq!(metric(&text, "wasmbox_instances_live"), 0);
+    assert_eq!(http(&metrics, "GET", "/other", None, &[]).unwrap().status, 404);
+}
+
+#[test]
+fn live_instances_gauge_counts_a_request_in_flight() {
+    let server = Server::start(&["--metrics", "127.0.0.1:0", HTTP_PROBE_COMPONENT]);
+    let metrics = metrics_addr(&server);
+    let addr = server.addr.clone();
+    let slow = std::thread::spawn(move || http(&addr, "GET", "/slow/1500", None, &[]).unwrap().status);
+    std::thread::sleep(Duration::from_millis(500));
+    let text = String::from_utf8(http(&metrics, "GET", "/metrics", None, &[]).unwrap().body).unwrap();
+    assert_eq!(metric(&text, "wasmbox_instances_live"), 1);
+    assert_eq!(slow.join().unwrap(), 200);
+}
+
+#[test]
+fn a_directory_routes_by_longest_prefix_with_per_route_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"name = "shop"
+
+[[route]]
+path = "/"
+wasm = "{probe}"
+limits = {{ timeout = "500ms" }}
+
+[[route]]
+path = "/hello"
+wasm = "{hello}"
+
+[[route]]
+path = "/hello/probe"
+wasm = "{probe}"
+"#,
+        probe = HTTP_PROBE_COMPONENT,
+        hello = HTTP_HELLO_COMPONENT
+    );
+    std::fs::write(dir.path().join("wasmbox.toml"), toml).unwrap();
+    let server = Server::start(&[dir.path().to_str().unwrap()]);
+    assert_eq!(server.get("/hello"), (200, "hello world\n".into()));
+    assert_eq!(server.get("/hello/anything"), (200, "hello world\n".into()));
+    assert_eq!(server.get("/hello/probe/x"), (200, "hello from wasmbox serve\n".into()));
+    assert_eq!(server.get("/helloworld"), (200, "hello from wasmbox serve\n".into()));
+    server.healthy();
+    // The `/` route has its own 500ms deadline (the server default is 30s).
+    let start = Instant::now();
+    assert_eq!(server.get("/spin").0, 504);
+    assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
+    server.healthy();
+}
+
+#[test]
+fn a_directory_without_a_root_route_answers_404_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!("name = \"api\"\n[[route]]\npath = \"/api\"\nwasm = \"{HTTP_HELLO_COMPONENT}\"\n");
+    std::fs::write(dir.path().join("wasmbox.toml"), toml).unwrap();
+    let server = Server::start(&[dir.path().to_str().unwrap()]);
+    assert_eq!(server.get("/api/v1").0, 200);
+    assert_eq!(server.get("/").0, 404);
+    assert_eq!(server.get("/apix").0, 404);
+}
+
+#[test]
+fn outbound_http_only_to_listed_destinations() {
+    let upstream = FakeRegistry::start(Duration::from_secs(60));
+    upstream.set("/data", Answer::ok("text/plain", b"from upstream".to_vec()));
+    let fetch = |server: &Server, url: &str| {
+        let r = http_with_headers(&server.addr, "GET", "/fetch", &[("x-fetch-url", url)], b"").unwrap();
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    };
+    let url = format!("http://{}/data", upstream.addr);
+
+    // Deny by default.
+    let server = Server::start(&[HTTP_PROBE_COMPONENT]);
+    let (status, body) = fetch(&server, &url);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("HttpRequestDenied"), "{body}");
+    drop(server);
+
+    // Listed: allowed, and the route's answer is the upstream's.
+    let server = Server::start(&["--http-allow", &upstream.addr, HTTP_PROBE_COMPONENT]);
+    assert_eq!(fetch(&server, &url), (200, "from upstream".into()));
+    // Another port on the same host is not listed.
+    let (status, _) = fetch(&server, "http://127.0.0.1:9/data");
+    assert_eq!(status, 502);
+    drop(server);
+
+    // `*` allows public hosts only: loopback and metadata addresses must be listed themselves.
+    let server = Server::start(&["--http-allow", "*:*", HTTP_PROBE_COMPONENT]);
+    for url in [url.as_str(), "http://169.254.169.254/latest/meta-data/", "http://[::1]:9/", "http://0.0.0.0:9/"] {
+        let (status, body) = fetch(&server, url);
+        assert_eq!(status, 502, "{url}: {body}");
+        assert!(body.contains("HttpRequestDenied"), "{url}: {body}");
+    }
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("list the address itself"), "{log}");
+}
+
+#[test]
+fn a_100_mib_response_streams_without_buffering() {
+    let server = Server::start(&["-m", "16M", HTTP_PROBE_COMPONENT]);
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /large/100 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut total = 0usize;
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let pid = server.child.as_ref().unwrap().id();
+    let mut peak_rss = 0;
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if head.len() < 64 {
+            head.extend_from_slice(&buf[..n.min(64)]);
+        }
+        total += n;
+        if total % (8 << 20) < n {
+            peak_rss = peak_rss.max(rss_kib(pid));
+        }
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    // Chunked framing adds a little; the payload is 100 MiB.
+    assert!((100 << 20..(100 << 20) + (1 << 20)).contains(&total), "{total} bytes");
+    // The guest has 16 MiB; the server must not hold the whole response either.
+    assert!(peak_rss < 200 * 1024, "server RSS reached {peak_rss} KiB while streaming");
+    server.healthy();
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_client_that_stalls_mid_body_is_cut_off() {
+    let server = Server::start(&["--body-timeout", "500ms", HTTP_PROBE_COMPONENT]);
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten b").unwrap();
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("connection read timeout"), "{answer}");
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    server.healthy();
 }

@@ -25,6 +25,14 @@ pub struct BuildArgs {
 pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
     let (app, wasm_path) = if a.path.is_dir() {
         let app = App::load(&a.path)?;
+        if app.wasm.as_os_str().is_empty() {
+            bail!(
+                "{} has routes but no `wasm`: a routed app is served from its directory \
+                 (`wasmbox serve {}`); build each route's component as its own image",
+                a.path.join("wasmbox.toml").display(),
+                a.path.display()
+            );
+        }
         let wasm = a.path.join(&app.wasm);
         (Some(app), wasm)
     } else {

@@ -1,22 +1,30 @@
-//! `wasmbox serve`: serve a `wasi:http/proxy` component over HTTP, a fresh instance per request.
+//! `wasmbox serve`: serve `wasi:http/proxy` components over HTTP, a fresh instance per request.
+//! SOURCE is one component (file or image), or a directory whose `wasmbox.toml` maps
+//! `[[route]]` path prefixes to components, each with its own grants and limits.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
-use wasmbox_engine::http::HttpHandler;
+use wasmbox_engine::http::{HttpAllow, HttpHandler, HttpRule};
 use wasmbox_engine::units::{parse_duration, parse_size};
-use wasmbox_engine::{Compiled, EngineError, EngineOptions, Runtime};
-use wasmbox_http::{ServeOptions, serve};
+use wasmbox_engine::{Capabilities, Compiled, EngineError, EngineOptions, Limits, Preopen, Runtime, Stdin};
+use wasmbox_http::{LogFormat, Route, Router, ServeOptions, serve};
+use wasmbox_image::App;
+use wasmbox_image::app::{AppLimits, AppRoute};
 
 use crate::flags::{GrantArgs, LimitArgs};
+use crate::requests;
 
-/// The per-request deadline when --timeout is not given (a server must not let one request
-/// run forever).
+/// The per-request deadline when neither --timeout nor the app gives one (a server must not
+/// let one request run forever).
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serve a wasi:http component over HTTP, with a fresh isolated instance per request
+/// Serve wasi:http components over HTTP, with a fresh isolated instance per request
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one; the first line on stderr names it)
@@ -25,6 +33,11 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub grants: GrantArgs,
+
+    /// Allow outbound wasi:http requests to HOST[:PORT] (port: the scheme's default, or `*`);
+    /// loopback, link-local and metadata addresses only when listed as addresses
+    #[arg(long = "http-allow", value_name = "HOST[:PORT]", value_parser = |s: &str| s.parse::<HttpRule>())]
+    pub http_allow: Vec<HttpRule>,
 
     /// Per-request limits; --timeout defaults to 30s here
     #[command(flatten)]
@@ -46,6 +59,10 @@ pub struct ServeArgs {
     #[arg(long, default_value = "10M", value_parser = parse_size, value_name = "SIZE")]
     pub max_body_size: u64,
 
+    /// Longest pause between request body chunks before the body fails
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub body_timeout: Duration,
+
     /// Request head limit (431 above it)
     #[arg(long, default_value = "64K", value_parser = parse_size, value_name = "SIZE")]
     pub max_header_size: u64,
@@ -62,44 +79,148 @@ pub struct ServeArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub shutdown_timeout: Duration,
 
-    /// A wasi:http/proxy component (.wasm/.wat) or an image
+    /// Access log format on stderr: text or json
+    #[arg(long, default_value = "text", value_name = "FORMAT", value_parser = |s: &str| s.parse::<LogFormat>())]
+    pub log_format: LogFormat,
+
+    /// Serve Prometheus metrics on ADDR at /metrics (port 0 picks a free one)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+
+    /// A wasi:http/proxy component (.wasm/.wat), an image, or a directory with a wasmbox.toml
+    /// that has [[route]] tables
     #[arg(value_name = "SOURCE")]
     pub source: PathBuf,
 }
 
+/// One component to serve under a path prefix, with everything needed to build its handler.
+struct Planned {
+    prefix: String,
+    label: String,
+    source: super::Source,
+    caps: Capabilities,
+    allow: HttpAllow,
+    limits: Limits,
+}
+
 pub fn exec(a: ServeArgs) -> anyhow::Result<i32> {
-    let source = super::resolve_source(&a.source)?;
-    let mut limits = a.limits.limits(source.app().map(|app| &app.limits))?;
-    limits.timeout = limits.timeout.or(Some(DEFAULT_REQUEST_TIMEOUT));
-    let caps = a.grants.capabilities(vec![a.source.display().to_string()], &[])?;
-    let rt = Runtime::new(EngineOptions { fuel: limits.fuel.is_some(), pooling: true })?;
+    let routed = a.source.is_dir() && a.source.join(wasmbox_image::app::FILE_NAME).is_file();
+    let planned = if routed { plan_dir(&a)? } else { vec![plan_single(&a, &a.source, None)?] };
+    let fuel = planned.iter().any(|p| p.limits.fuel.is_some());
+    let rt = Runtime::new(EngineOptions { fuel, pooling: true })?;
     let cache = super::compile_cache(false)?;
-    let (compiled, _) = super::compile(&rt, &source.artifact, cache.as_ref(), false)?;
-    let Compiled::Component(component) = compiled else {
-        return Err(EngineError::NotRunnable(
-            "serve needs a wasi:http component; this is a core module (use `wasmbox run`)".into(),
-        )
-        .into());
-    };
-    let handler = HttpHandler::new(&rt, &component, caps, limits)?;
+    let live = Arc::new(AtomicUsize::new(0));
+    let mut routes = Vec::new();
+    for mut p in planned {
+        let (compiled, _) = super::compile(&rt, &p.source.artifact, cache.as_ref(), false)?;
+        let Compiled::Component(component) = compiled else {
+            return Err(EngineError::NotRunnable(format!(
+                "{}: serve needs a wasi:http component; this is a core module (use `wasmbox run`)",
+                p.label
+            ))
+            .into());
+        };
+        // A fuel-metered engine needs every store to have fuel; routes without a budget get all.
+        if fuel && p.limits.fuel.is_none() {
+            p.limits.fuel = Some(u64::MAX);
+        }
+        let handler = HttpHandler::new(&rt, &component, p.caps, p.allow, p.limits, live.clone())?;
+        routes.push(Route { prefix: p.prefix, handler });
+    }
     let options = ServeOptions {
         listen: a.listen,
         max_concurrency: a.max_concurrency.max(1),
         queue: a.queue,
         queue_timeout: a.queue_timeout,
         max_body: a.max_body_size,
+        body_idle_timeout: a.body_timeout,
         max_header_bytes: a.max_header_size as usize,
         header_timeout: a.header_timeout,
         max_connections: a.max_connections.max(1),
         shutdown_timeout: a.shutdown_timeout,
+        log_format: a.log_format,
+        metrics: a.metrics,
     };
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     tokio.block_on(async {
         // Deadlines are checked on epoch ticks for as long as the server runs.
         let _ticker = rt.start_ticker();
-        serve(handler, options, shutdown_signal()).await
+        serve(Router::new(routes), live, options, shutdown_signal()).await
     })?;
     Ok(0)
+}
+
+/// One component (a file or an image) served at `/`: the flags over the app's defaults (an
+/// image's, or `dir_app` for a directory without routes).
+fn plan_single(a: &ServeArgs, path: &Path, dir_app: Option<&App>) -> anyhow::Result<Planned> {
+    let source = super::resolve_source(path)?;
+    let app = dir_app.or(source.app()).cloned();
+    let mut limits = a.limits.limits(app.as_ref().map(|app| &app.limits))?;
+    limits.timeout = limits.timeout.or(Some(DEFAULT_REQUEST_TIMEOUT));
+    let base_env: Vec<(String, String)> = app.as_ref().map(app_env).unwrap_or_default();
+    let label = path.display().to_string();
+    let mut caps = a.grants.capabilities(vec![label.clone()], &base_env)?;
+    caps.stdin = Stdin::Null;
+    if let Some(app) = &app {
+        let mut missing = requests::missing(&app.capabilities, &caps);
+        for spec in &app.capabilities.http {
+            if !spec.parse::<HttpRule>().is_ok_and(|rule| a.http_allow.contains(&rule)) {
+                missing.push(format!("--http-allow {spec}"));
+            }
+        }
+        if !missing.is_empty() {
+            eprintln!("note: the app requests capabilities that were not granted: {}", missing.join(" "));
+        }
+    }
+    Ok(Planned { prefix: "/".into(), label, source, caps, allow: HttpAllow::new(a.http_allow.clone()), limits })
+}
+
+/// SOURCE is a directory with a `wasmbox.toml`: its `[[route]]` tables, or its one `wasm`.
+fn plan_dir(a: &ServeArgs) -> anyhow::Result<Vec<Planned>> {
+    let dir = &a.source;
+    let app = App::load(dir)?;
+    if app.routes.is_empty() {
+        return Ok(vec![plan_single(a, &dir.join(&app.wasm), Some(&app))?]);
+    }
+    app.routes.iter().map(|route| plan_route(a, dir, &app, route)).collect()
+}
+
+/// A route gets the flags' grants plus its own, and its own limits under the flags
+/// (flags > route > app `[limits]` > defaults).
+fn plan_route(a: &ServeArgs, dir: &Path, app: &App, route: &AppRoute) -> anyhow::Result<Planned> {
+    let merged = AppLimits {
+        memory: route.limits.memory.clone().or(app.limits.memory.clone()),
+        timeout: route.limits.timeout.clone().or(app.limits.timeout.clone()),
+        fuel: route.limits.fuel.or(app.limits.fuel),
+    };
+    let mut limits = a.limits.limits(Some(&merged))?;
+    limits.timeout = limits.timeout.or(Some(DEFAULT_REQUEST_TIMEOUT));
+    let mut env = app_env(app);
+    env.extend(route.grants.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut caps = a.grants.capabilities(vec![route.wasm.clone()], &env)?;
+    caps.stdin = Stdin::Null;
+    for spec in &route.grants.dirs {
+        let mut preopen = Preopen::parse(spec).map_err(anyhow::Error::msg)?;
+        if preopen.host.is_relative() {
+            preopen.host = dir.join(&preopen.host);
+        }
+        caps.preopens.push(preopen);
+    }
+    let mut rules = a.http_allow.clone();
+    for spec in &route.grants.http {
+        rules.push(spec.parse::<HttpRule>().map_err(anyhow::Error::msg)?);
+    }
+    // A file next to wasmbox.toml, or else an image reference.
+    let in_dir = dir.join(&route.wasm);
+    let is_file = in_dir.exists() || [".wasm", ".wat", ".cwasm"].iter().any(|ext| route.wasm.ends_with(ext));
+    let path = if is_file { in_dir } else { PathBuf::from(&route.wasm) };
+    let source = super::resolve_source(&path).with_context(|| format!("route {}", route.path))?;
+    let label = format!("route {} ({})", route.path, route.wasm);
+    Ok(Planned { prefix: route.path.clone(), label, source, caps, allow: HttpAllow::new(rules), limits })
+}
+
+fn app_env(app: &App) -> Vec<(String, String)> {
+    app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// Resolves on the first SIGINT or SIGTERM; a second one exits the process at once.

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)] // each test binary uses a different subset
-pub use wasmbox_test_programs::{HTTP_PROBE_COMPONENT, PROBE_COMPONENT, PROBE_MODULE, wat};
+pub use wasmbox_test_programs::{HTTP_HELLO_COMPONENT, HTTP_PROBE_COMPONENT, PROBE_COMPONENT, PROBE_MODULE, wat};
 
 /// Both builds of the probe guest, for tests that must hold for modules and components alike.
 pub const PROBES: [(&str, &str); 2] = [("module", PROBE_MODULE), ("component", PROBE_COMPONENT)];

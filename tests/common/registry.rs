@@ -117,12 +117,24 @@ pub fn http(
     content_type: Option<&str>,
     body: &[u8],
 ) -> std::io::Result<Response> {
+    let headers: Vec<(&str, &str)> = content_type.map(|ct| ("Content-Type", ct)).into_iter().collect();
+    http_with_headers(addr, method, path, &headers, body)
+}
+
+/// [`http`] with arbitrary request headers.
+pub fn http_with_headers(
+    addr: &str,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    if let Some(ct) = content_type {
-        req += &format!("Content-Type: {ct}\r\n");
+    for (name, value) in extra {
+        req += &format!("{name}: {value}\r\n");
     }
     req += "\r\n";
     s.write_all(req.as_bytes())?;

@@ -72,7 +72,7 @@ fn parse_ip_or_cidr(s: &str) -> Option<NetTarget> {
     (len <= max).then_some(NetTarget::Cidr(ip, len))
 }
 
-fn is_host_name(s: &str) -> bool {
+pub(crate) fn is_host_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|label| {

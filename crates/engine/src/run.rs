@@ -140,7 +140,7 @@ pub(crate) fn arm_limits<T: Send + 'static>(store: &mut Store<T>, limits: &Limit
 
 /// `None` when the deadline passed while the guest was blocked in a host call (sleeping,
 /// reading stdin): dropping the future cancels the guest there.
-async fn with_deadline<F: Future>(timeout: Option<Duration>, fut: F) -> Option<F::Output> {
+pub(crate) async fn with_deadline<F: Future>(timeout: Option<Duration>, fut: F) -> Option<F::Output> {
     match timeout {
         Some(t) => tokio::time::timeout(t, fut).await.ok(),
         None => Some(fut.await),

@@ -1,12 +1,13 @@
-//! `serve`: accept connections, admit requests (concurrency, queue, body cap), hand each to a
-//! fresh instance, log it, and shut down gracefully.
+//! `serve`: accept connections, route and admit requests (concurrency, queue, body cap), hand
+//! each to a fresh instance, log it, count it, and shut down gracefully.
 //!
 //! Slow clients cannot hold the server: headers must arrive within `header_timeout` (hyper's
-//! timer), headers are capped at `max_header_bytes` (431), connections at `max_connections`.
-//! A request with both Content-Length and Transfer-Encoding is framed by Transfer-Encoding and
-//! its connection closed after the response (hyper, RFC 9112), so nothing can be smuggled
-//! behind it. Guests cannot hold the server either: the engine stops each request at its deadline (504) and contains
-//! traps and limit kills (500); the server keeps serving the others.
+//! timer), body chunks within `body_idle_timeout`, headers are capped at `max_header_bytes`
+//! (431), connections at `max_connections`. A request with both Content-Length and
+//! Transfer-Encoding is framed by Transfer-Encoding and its connection closed after the
+//! response (hyper, RFC 9112), so nothing can be smuggled behind it. Guests cannot hold the
+//! server either: the engine stops each instance at its deadline (504) and contains traps and
+//! limit kills (500); the server keeps serving the others.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,8 +21,13 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use wasmbox_engine::http::{HttpFailure, HttpHandler, ResponseBody, text_response};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmbox_engine::http::{BodyLimits, Handled, HttpFailure, InstanceDone, Outcome, ResponseBody, text_response};
+
+use crate::access_log::{Entry, LogFormat, format};
+use crate::metrics::{Metrics, serve_metrics};
+use crate::router::Router;
+use crate::tracked::Tracked;
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -34,6 +40,8 @@ pub struct ServeOptions {
     pub queue_timeout: Duration,
     /// Request body cap (413 when Content-Length says more; cut off while streaming otherwise).
     pub max_body: u64,
+    /// Longest pause between request body chunks.
+    pub body_idle_timeout: Duration,
     /// Request head cap (431).
     pub max_header_bytes: usize,
     /// Time a client has to send the request head.
@@ -42,29 +50,42 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// How long in-flight requests may finish after a shutdown signal.
     pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+    /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 struct State {
-    handler: HttpHandler,
+    router: Router,
     options: ServeOptions,
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
+    metrics: Arc<Metrics>,
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests for up to
-/// `shutdown_timeout`. Prints `Serving HTTP on http://ADDR/` (the real port) first.
+/// `shutdown_timeout`. Prints `Serving HTTP on http://ADDR/` (the real port) first. `live`
+/// is the instance counter the router's handlers share.
 pub async fn serve(
-    handler: HttpHandler,
+    router: Router,
+    live: Arc<AtomicUsize>,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(options.listen).await?;
     eprintln!("Serving HTTP on http://{}/", listener.local_addr()?);
+    let metrics = Arc::new(Metrics::new(live));
+    if let Some(addr) = options.metrics {
+        let metrics_listener = TcpListener::bind(addr).await?;
+        eprintln!("Metrics on http://{}/metrics", metrics_listener.local_addr()?);
+        tokio::spawn(serve_metrics(metrics_listener, metrics.clone()));
+    }
     let connections = Arc::new(Semaphore::new(options.max_connections));
     let state = Arc::new(State {
-        handler,
+        router,
         slots: Arc::new(Semaphore::new(options.max_concurrency)),
         waiting: AtomicUsize::new(0),
+        metrics,
         options,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -82,6 +103,7 @@ pub async fn serve(
             drop(stream); // over the connection cap
             continue;
         };
+        let _ = stream.set_nodelay(true);
         let (header_timeout, max_header_bytes) = (state.options.header_timeout, state.options.max_header_bytes);
         let state = state.clone();
         let service = service_fn(move |req| respond(state.clone(), req));
@@ -105,48 +127,97 @@ pub async fn serve(
     Ok(())
 }
 
-/// One request: admit, run, log. Never fails: every outcome is an HTTP response.
-async fn respond(state: Arc<State>, request: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
-    let started = Instant::now();
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let response = admit_and_run(&state, request).await;
-    eprintln!("{method} {path} {} {:.1}ms", response.status().as_u16(), started.elapsed().as_secs_f64() * 1e3);
-    Ok(response)
+/// How the instance behind a response ends: already known, still running, or there was none.
+enum Pending {
+    None,
+    Known(Outcome),
+    Running(InstanceDone),
 }
 
-async fn admit_and_run(state: &State, request: Request<Incoming>) -> Response<ResponseBody> {
-    let options = &state.options;
+/// One request: route, admit, run; then, once the body is sent and the instance gone, log and
+/// count it. Never fails: every outcome is an HTTP response.
+async fn respond(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Tracked<ResponseBody>>, Infallible> {
+    let started = Instant::now();
+    let (method, path) = (request.method().to_string(), request.uri().path().to_string());
+    let (response, pending, slot) = route_and_run(&state, request).await;
+    let status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
+    let (body, sent) = Tracked::new(body);
+    tokio::spawn(async move {
+        let bytes = sent.await.unwrap_or(0);
+        let duration = started.elapsed();
+        let outcome = match pending {
+            Pending::None => None,
+            Pending::Known(outcome) => Some(outcome),
+            Pending::Running(done) => Some(done.outcome().await),
+        };
+        // The slot is held until the instance is gone: it bounds live instances, not heads sent.
+        drop(slot);
+        state.metrics.record(status, duration, outcome.as_ref().map(|o| &o.result));
+        let error = outcome.as_ref().and_then(|o| o.result.as_ref().err()).map(|e| first_line(&e.to_string()));
+        let entry = Entry {
+            method: &method,
+            path: &path,
+            status,
+            duration,
+            instance_time: outcome.as_ref().map(|o| o.instance_time),
+            bytes,
+            error,
+        };
+        eprintln!("{}", format(state.options.log_format, &entry));
+    });
+    Ok(Response::from_parts(parts, body))
+}
 
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+async fn route_and_run(
+    state: &State,
+    request: Request<Incoming>,
+) -> (Response<ResponseBody>, Pending, Option<OwnedSemaphorePermit>) {
+    let options = &state.options;
+    let Some(route) = state.router.find(request.uri().path()) else {
+        return (text_response(404, "no route for this path\n"), Pending::None, None);
+    };
     let declared = request
         .headers()
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > options.max_body) {
-        return text_response(413, format!("request body over the {}-byte limit\n", options.max_body));
+        let text = format!("request body over the {}-byte limit\n", options.max_body);
+        return (text_response(413, text), Pending::None, None);
     }
-    let _slot = match state.slots.clone().try_acquire_owned() {
+    let slot = match state.slots.clone().try_acquire_owned() {
         Ok(slot) => slot,
         Err(_) => {
             // Wait in the bounded queue, or be told to come back later.
             if state.waiting.fetch_add(1, Ordering::SeqCst) >= options.queue {
                 state.waiting.fetch_sub(1, Ordering::SeqCst);
-                return text_response(503, "server busy: too many requests in flight\n");
+                return (text_response(503, "server busy: too many requests in flight\n"), Pending::None, None);
             }
             let waited = tokio::time::timeout(options.queue_timeout, state.slots.clone().acquire_owned()).await;
             state.waiting.fetch_sub(1, Ordering::SeqCst);
             match waited {
                 Ok(Ok(slot)) => slot,
-                _ => return text_response(503, "server busy: no slot within the queue timeout\n"),
+                _ => {
+                    let text = "server busy: no slot within the queue timeout\n";
+                    return (text_response(503, text), Pending::None, None);
+                }
             }
         }
     };
-    match state.handler.handle(request, options.max_body).await {
-        Ok(response) => response,
-        Err(HttpFailure::Timeout) => text_response(504, "the request deadline passed; the instance was stopped\n"),
-        Err(HttpFailure::Guest(why)) => {
-            eprintln!("guest failed: {why}");
-            text_response(500, "the component failed to handle the request\n")
+    let body = BodyLimits { max_bytes: options.max_body, idle_timeout: options.body_idle_timeout };
+    match route.handler.handle(request, body).await {
+        Handled::Response(response, done) => (response, Pending::Running(done), Some(slot)),
+        Handled::Failed(failure, outcome) => {
+            let response = match failure {
+                HttpFailure::Timeout => text_response(504, "the request deadline passed; the instance was stopped\n"),
+                HttpFailure::Guest(_) => text_response(500, "the component failed to handle the request\n"),
+            };
+            (response, Pending::Known(outcome), Some(slot))
         }
     }
 }

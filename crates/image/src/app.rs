@@ -31,6 +31,39 @@ pub struct App {
     pub limits: AppLimits,
     #[serde(default, skip_serializing_if = "Requests::is_empty")]
     pub capabilities: Requests,
+    /// `[[route]]` tables: `wasmbox serve DIR` maps path prefixes to components. A routed app
+    /// is served from its directory (not built into one image), so routes are never stored.
+    #[serde(default, rename = "route", skip_serializing)]
+    pub routes: Vec<AppRoute>,
+}
+
+/// One `[[route]]`: requests whose path starts with `path` (whole segments; the longest
+/// prefix wins) go to a fresh instance of `wasm`, with this route's own grants and limits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRoute {
+    pub path: String,
+    /// A component file relative to `wasmbox.toml`, or an image reference.
+    pub wasm: String,
+    #[serde(default)]
+    pub limits: AppLimits,
+    /// Granted by whoever serves the directory (this file is theirs, like a compose file).
+    #[serde(default)]
+    pub grants: RouteGrants,
+}
+
+/// A route's grants, in the syntax of the flags they mirror.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteGrants {
+    /// `-v` syntax, `HOST[:GUEST][:ro]`; a relative HOST is relative to `wasmbox.toml`.
+    #[serde(default)]
+    pub dirs: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// `--http-allow` syntax.
+    #[serde(default)]
+    pub http: Vec<String>,
 }
 
 /// Default limits (flags override): `memory = "64M"`, `timeout = "5s"`, `fuel = 1000000`.
@@ -91,8 +124,8 @@ impl App {
         let bad = |reason: String| ImageError::BadApp { path: path.clone(), reason };
         let app: App = toml::from_str(&text).map_err(|e| bad(e.to_string().trim().replace('\n', " ")))?;
         app.validate().map_err(bad)?;
-        if app.wasm.as_os_str().is_empty() {
-            return Err(bad("missing `wasm = \"path/to/app.wasm\"`".into()));
+        if app.wasm.as_os_str().is_empty() && app.routes.is_empty() {
+            return Err(bad("missing `wasm = \"path/to/app.wasm\"` (or `[[route]]` tables for `serve`)".into()));
         }
         Ok(app)
     }
@@ -128,6 +161,13 @@ impl App {
                 return Err(format!("requested dir `{}` must be an absolute guest path", d.guest));
             }
         }
+        let mut paths = std::collections::BTreeSet::new();
+        for route in &self.routes {
+            validate_route(route)?;
+            if !paths.insert(route.path.trim_end_matches('/')) {
+                return Err(format!("two routes for path `{}`", route.path));
+            }
+        }
         for name in self.capabilities.env.iter().chain(self.env.keys()) {
             if name.is_empty() || name.contains('=') || name.contains('\0') {
                 return Err(format!("invalid environment variable name `{name}`"));
@@ -135,6 +175,34 @@ impl App {
         }
         Ok(())
     }
+}
+
+fn validate_route(route: &AppRoute) -> Result<(), String> {
+    let at = |why: String| format!("route `{}`: {why}", route.path);
+    if !route.path.starts_with('/') || route.path.contains(['?', '#', '\0']) {
+        return Err(at("`path` must be a path prefix starting with `/`".into()));
+    }
+    if route.wasm.is_empty() {
+        return Err(at("`wasm` must name a component file or an image".into()));
+    }
+    if let Some(m) = &route.limits.memory {
+        parse_size(m).map_err(at)?;
+    }
+    if let Some(t) = &route.limits.timeout {
+        parse_duration(t).map_err(at)?;
+    }
+    for d in &route.grants.dirs {
+        wasmbox_engine::Preopen::parse(d).map_err(at)?;
+    }
+    for h in &route.grants.http {
+        h.parse::<wasmbox_engine::http::HttpRule>().map_err(at)?;
+    }
+    for name in route.grants.env.keys() {
+        if name.is_empty() || name.contains('=') || name.contains('\0') {
+            return Err(at(format!("invalid environment variable name `{name}`")));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -178,6 +246,16 @@ mod tests {
             ("name = \"a\"\nwasm = \"a.wasm\"\nlimits = { memory = \"lots\" }", "invalid size"),
             ("name = \"a\"\nwasm = \"a.wasm\"\n[capabilities]\nnet = [\"example.com\"]", "needs a port"),
             ("name = \"a\"\nwasm = \"a.wasm\"\n[capabilities]\ndirs = [{ guest = \"data\" }]", "absolute"),
+            ("name = \"a\"\n[[route]]\npath = \"api\"\nwasm = \"a.wasm\"", "starting with `/`"),
+            (
+                "name = \"a\"\n[[route]]\npath = \"/a\"\nwasm = \"a.wasm\"\n[[route]]\npath = \"/a/\"\nwasm = \"b.wasm\"",
+                "two routes",
+            ),
+            (
+                "name = \"a\"\n[[route]]\npath = \"/\"\nwasm = \"a.wasm\"\ngrants = { http = [\"http://x\"] }",
+                "without a scheme",
+            ),
+            ("name = \"a\"\n[[route]]\npath = \"/\"\nwasm = \"a.wasm\"\nlimits = { timeout = \"soon\" }", "route `/`"),
         ] {
             let e = load(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{e} lacks {needle}");

@@ -68,6 +68,7 @@ pub fn extract(store: &Store, m: &ImageManifest) -> Result<(Vec<u8>, App), Image
                 env,
                 limits: AppLimits::default(),
                 capabilities: Requests::default(),
+                routes: Vec::new(),
             };
             return Ok((wasm, app));
         }

@@ -1,14 +1,18 @@
 //! A `wasi:http/proxy` guest whose behaviour is picked by the request path:
 //! `/` hello, `/echo` streams the body back, `/slow/MS` sleeps, `/spin` loops forever,
 //! `/trap` panics, `/bomb` allocates until it fails, `/remember/X` stores X in a static and
-//! `/recall` returns it (isolation: a fresh instance must answer empty).
+//! `/recall` returns it (isolation: a fresh instance must answer empty), `/fetch` fetches the
+//! URL in the `x-fetch-url` header and answers with its status and body (502 with the error
+//! when the host refuses), `/large/N` streams N MiB.
 //! Built for wasm32-wasip2 only; on wasip1 it is an empty program.
 
 fn main() {}
 
 #[cfg(target_env = "p2")]
 mod handler {
-    use wasip2::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+    use wasip2::http::types::{
+        Fields, IncomingRequest, OutgoingBody, OutgoingRequest, OutgoingResponse, ResponseOutparam, Scheme,
+    };
 
     /// Lives in linear memory: a fresh instance per request must never show the last one's.
     static REMEMBERED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
@@ -32,6 +36,34 @@ mod handler {
         OutgoingBody::finish(body, None).unwrap();
     }
 
+    /// GET `url` (`http://HOST[:PORT]/PATH` or https) through wasi:http/outgoing-handler.
+    fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
+        let (scheme, rest) = match url.split_once("://") {
+            Some(("http", rest)) => (Scheme::Http, rest),
+            Some(("https", rest)) => (Scheme::Https, rest),
+            _ => return Err(format!("not an http(s) URL: {url:?}")),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let request = OutgoingRequest::new(Fields::new());
+        request.set_scheme(Some(&scheme)).map_err(|()| "scheme")?;
+        request.set_authority(Some(authority)).map_err(|()| "authority")?;
+        request.set_path_with_query(Some(path)).map_err(|()| "path")?;
+        let pending = wasip2::http::outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+        pending.subscribe().block();
+        let response = pending.get().ok_or("no response")?.map_err(|()| "taken")?.map_err(|e| format!("{e:?}"))?;
+        let status = response.status();
+        let body = response.consume().map_err(|()| "body")?;
+        let stream = body.stream().map_err(|()| "stream")?;
+        let mut data = Vec::new();
+        while let Ok(chunk) = stream.blocking_read(64 * 1024) {
+            data.extend_from_slice(&chunk);
+        }
+        Ok((status, data))
+    }
+
     impl wasip2::exports::http::incoming_handler::Guest for Probe {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
             let path = request.path_with_query().unwrap_or_default();
@@ -41,8 +73,16 @@ mod handler {
                     let body = request.consume().unwrap();
                     let input = body.stream().unwrap();
                     let mut data = Vec::new();
-                    while let Ok(chunk) = input.blocking_read(64 * 1024) {
-                        data.extend_from_slice(&chunk);
+                    loop {
+                        match input.blocking_read(64 * 1024) {
+                            Ok(chunk) => data.extend_from_slice(&chunk),
+                            Err(wasip2::io::streams::StreamError::Closed) => break,
+                            Err(wasip2::io::streams::StreamError::LastOperationFailed(e)) => {
+                                let why = e.to_debug_string();
+                                let text = format!("reading the body failed: {}\n", why.lines().next().unwrap_or(""));
+                                return respond(out, 400, &mut std::iter::once(text.into_bytes()));
+                            }
+                        }
                     }
                     respond(out, 200, &mut std::iter::once(data));
                 }
@@ -67,6 +107,18 @@ mod handler {
                 ["recall"] => {
                     let text = REMEMBERED.lock().unwrap().clone();
                     respond(out, 200, &mut std::iter::once(text));
+                }
+                ["fetch"] => {
+                    let url = request.headers().get("x-fetch-url").into_iter().next().unwrap_or_default();
+                    match fetch(&String::from_utf8_lossy(&url)) {
+                        Ok((status, body)) => respond(out, status, &mut std::iter::once(body)),
+                        Err(e) => respond(out, 502, &mut std::iter::once(format!("fetch failed: {e}\n").into_bytes())),
+                    }
+                }
+                ["large", mib] => {
+                    let mib: usize = mib.parse().unwrap_or(1);
+                    let chunk = vec![b'x'; 1 << 16];
+                    respond(out, 200, &mut std::iter::repeat_n(chunk, mib * 16));
                 }
                 _ => respond(out, 200, &mut std::iter::once(b"hello from wasmbox serve\n".to_vec())),
             }

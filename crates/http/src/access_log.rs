@@ -1,0 +1,103 @@
+//! The access log: one line per request on stderr, written once the response body has been
+//! sent and the instance has ended, so it can say how long both took.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `GET /path 200 1.2ms instance=0.9ms 26B`
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("unknown log format `{s}` (expected text or json)")),
+        }
+    }
+}
+
+/// One finished request.
+pub struct Entry<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    /// Until the last response byte.
+    pub duration: Duration,
+    /// `None` when no instance ran (404, 413, 503).
+    pub instance_time: Option<Duration>,
+    /// Response body bytes sent.
+    pub bytes: u64,
+    /// Why the instance failed, if it did (trap, limit).
+    pub error: Option<String>,
+}
+
+pub fn format(format: LogFormat, e: &Entry) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    match format {
+        LogFormat::Text => {
+            let mut line = format!("{} {} {} {:.1}ms", e.method, e.path, e.status, ms(e.duration));
+            if let Some(t) = e.instance_time {
+                line.push_str(&format!(" instance={:.1}ms", ms(t)));
+            }
+            line.push_str(&format!(" {}B", e.bytes));
+            if let Some(error) = &e.error {
+                line.push_str(&format!(" error={error:?}"));
+            }
+            line
+        }
+        LogFormat::Json => {
+            let time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+            let mut v = serde_json::json!({
+                "time": (time * 1e3).round() / 1e3,
+                "method": e.method,
+                "path": e.path,
+                "status": e.status,
+                "duration_ms": (ms(e.duration) * 1e3).round() / 1e3,
+                "bytes": e.bytes,
+            });
+            if let Some(t) = e.instance_time {
+                v["instance_ms"] = serde_json::json!((ms(t) * 1e3).round() / 1e3);
+            }
+            if let Some(error) = &e.error {
+                v["error"] = serde_json::json!(error);
+            }
+            v.to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_json_lines() {
+        let e = Entry {
+            method: "GET",
+            path: "/a\"b",
+            status: 500,
+            duration: Duration::from_micros(2500),
+            instance_time: Some(Duration::from_micros(1200)),
+            bytes: 42,
+            error: Some("guest trapped: unreachable".into()),
+        };
+        assert_eq!(
+            format(LogFormat::Text, &e),
+            "GET /a\"b 500 2.5ms instance=1.2ms 42B error=\"guest trapped: unreachable\""
+        );
+        let v: serde_json::Value = serde_json::from_str(&format(LogFormat::Json, &e)).unwrap();
+        assert_eq!(v["path"], "/a\"b");
+        assert_eq!(v["status"], 500);
+        assert_eq!(v["instance_ms"], 1.2);
+        assert_eq!(v["bytes"], 42);
+        assert!("xml".parse::<LogFormat>().is_err());
+    }
+}
