@@ -64,7 +64,7 @@ def main():
                    cwd=ROOT, check=True)
     consts = max(glob.glob(os.path.join(ROOT, "target/release/build/wasmbox-test-programs-*/out/guests.rs")),
                  key=os.path.getmtime)
-    guest = [l.split('"')[1] for l in open(consts) if "HTTP_PROBE_COMPONENT" in l][0]
+    guest = [l.split('"')[1] for l in open(consts) if "HTTP_HELLO_COMPONENT" in l][0]
     home = tempfile.mkdtemp(prefix="wasmbox-bench-serve-")
     ports = {"wasmbox": free_port(), "wasmtime": free_port()}
     env = dict(os.environ, WASMBOX_HOME=home)
@@ -94,7 +94,7 @@ def main():
             p.wait()
     med = {name: [statistics.median(r[i] for r in rows) for i in range(4)] for name, rows in results.items()}
     print(f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, wrk -t1 -c{args.connections} -d{args.seconds}s, "
-          f"{args.rounds} interleaved rounds, hello component (http-probe `/`)")
+          f"{args.rounds} interleaved rounds, hello component (guests/src/bin/http-hello.rs)")
     print("| server | req/s | p50 | p99 | minor faults/request |")
     print("|---|---|---|---|---|")
     for name in ("wasmbox", "wasmtime"):

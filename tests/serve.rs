@@ -444,3 +444,23 @@ fn a_client_that_stalls_mid_body_is_cut_off() {
     assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
     server.healthy();
 }
+
+#[test]
+fn a_runaway_guest_does_not_starve_requests_on_its_worker() {
+    // One worker thread: the spinning instance and the next requests share it, so this only
+    // passes if the running guest yields to the others (every epoch tick).
+    let server = Server::start(&["--workers", "1", "--timeout", "3s", HTTP_PROBE_COMPONENT]);
+    let addr = server.addr.clone();
+    let spin = std::thread::spawn(move || http(&addr, "GET", "/spin", None, &[]).unwrap().status);
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..5 {
+        let start = Instant::now();
+        server.healthy();
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "a request waited {:?} behind a spinning guest",
+            start.elapsed()
+        );
+    }
+    assert_eq!(spin.join().unwrap(), 504);
+}

@@ -87,6 +87,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
 
+    /// Worker threads; each connection and its requests stay on one [default: one per CPU]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
     /// A wasi:http/proxy component (.wasm/.wat), an image, or a directory with a wasmbox.toml
     /// that has [[route]] tables
     #[arg(value_name = "SOURCE")]
@@ -140,13 +144,11 @@ pub fn exec(a: ServeArgs) -> anyhow::Result<i32> {
         shutdown_timeout: a.shutdown_timeout,
         log_format: a.log_format,
         metrics: a.metrics,
+        workers: a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1),
     };
-    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    tokio.block_on(async {
-        // Deadlines are checked on epoch ticks for as long as the server runs.
-        let _ticker = rt.start_ticker();
-        serve(Router::new(routes), live, options, shutdown_signal()).await
-    })?;
+    // Deadlines are checked on epoch ticks for as long as the server runs.
+    let _ticker = rt.start_ticker();
+    serve(Router::new(routes), live, options, shutdown_signal())?;
     Ok(0)
 }
 

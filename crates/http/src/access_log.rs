@@ -1,7 +1,79 @@
 //! The access log: one line per request on stderr, written once the response body has been
 //! sent and the instance has ended, so it can say how long both took.
+//!
+//! Lines go through a bounded channel to one writer thread that writes whatever has queued up
+//! in a single `write`: under load that is far fewer system calls than a write per line, and a
+//! blocked stderr can never stall a request (lines beyond the queue are dropped and counted).
 
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Lines that may wait for the writer thread.
+const QUEUE: usize = 16 * 1024;
+
+enum Message {
+    Line(String),
+    Flush(SyncSender<()>),
+}
+
+pub struct Logger {
+    format: LogFormat,
+    sender: SyncSender<Message>,
+    dropped: AtomicU64,
+}
+
+impl Logger {
+    /// Starts the writer thread.
+    pub fn start(format: LogFormat) -> Logger {
+        let (sender, receiver) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("wasmbox-access-log".into())
+            .spawn(move || write_lines(receiver))
+            .expect("spawn the access-log thread");
+        Logger { format, sender, dropped: AtomicU64::new(0) }
+    }
+
+    pub fn log(&self, entry: &Entry) {
+        let mut line = format(self.format, entry);
+        line.push('\n');
+        if let Err(TrySendError::Full(_)) = self.sender.try_send(Message::Line(line)) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits (up to a second) until every line logged so far is written.
+    pub fn flush(&self) {
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            let _ =
+                self.sender.try_send(Message::Line(format!("{dropped} access-log lines dropped (stderr too slow)\n")));
+        }
+        let (ack, done) = sync_channel(1);
+        if self.sender.send(Message::Flush(ack)).is_ok() {
+            let _ = done.recv_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+fn write_lines(receiver: Receiver<Message>) {
+    let mut buf = String::new();
+    while let Ok(first) = receiver.recv() {
+        let mut acks = Vec::new();
+        for message in std::iter::once(first).chain(receiver.try_iter().take(4096)) {
+            match message {
+                Message::Line(line) => buf.push_str(&line),
+                Message::Flush(ack) => acks.push(ack),
+            }
+        }
+        let _ = std::io::stderr().lock().write_all(buf.as_bytes());
+        buf.clear();
+        for ack in acks {
+            let _ = ack.send(());
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {

@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmbox_engine::http::{BodyLimits, Handled, HttpFailure, InstanceDone, Outcome, ResponseBody, text_response};
 
-use crate::access_log::{Entry, LogFormat, format};
+use crate::access_log::{Entry, LogFormat, Logger};
 use crate::metrics::{Metrics, serve_metrics};
 use crate::router::Router;
 use crate::tracked::Tracked;
@@ -53,6 +53,8 @@ pub struct ServeOptions {
     pub log_format: LogFormat,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Worker threads, each with its own single-threaded runtime.
+    pub workers: usize,
 }
 
 struct State {
@@ -61,15 +63,50 @@ struct State {
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     metrics: Arc<Metrics>,
+    log: Logger,
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests for up to
 /// `shutdown_timeout`. Prints `Serving HTTP on http://ADDR/` (the real port) first. `live`
 /// is the instance counter the router's handlers share.
-pub async fn serve(
+///
+/// Threads: one single-threaded runtime per worker (`options.workers`). The calling thread
+/// accepts connections and hands each to a worker in turn; a connection, its requests and
+/// their instances then stay on that worker's thread. On a busy server this beats a
+/// work-stealing runtime clearly (no cross-thread wake-ups per request; see
+/// docs/benchmarks.md), and a runaway guest still yields every epoch tick.
+pub fn serve(
     router: Router,
     live: Arc<AtomicUsize>,
     options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let main = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut handles = vec![main.handle().clone()];
+    let mut workers = Vec::new();
+    for i in 1..options.workers.max(1) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        handles.push(runtime.handle().clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name(format!("wasmbox-worker-{i}")).spawn(move || {
+            // Runs the connections spawned onto this runtime until told to stop.
+            let _ = runtime.block_on(stopped);
+        })?;
+        workers.push((stop, thread));
+    }
+    let result = main.block_on(accept_loop(router, live, options, handles, shutdown));
+    for (stop, thread) in workers {
+        let _ = stop.send(());
+        let _ = thread.join();
+    }
+    result
+}
+
+async fn accept_loop(
+    router: Router,
+    live: Arc<AtomicUsize>,
+    options: ServeOptions,
+    workers: Vec<tokio::runtime::Handle>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(options.listen).await?;
@@ -86,11 +123,12 @@ pub async fn serve(
         slots: Arc::new(Semaphore::new(options.max_concurrency)),
         waiting: AtomicUsize::new(0),
         metrics,
+        log: Logger::start(options.log_format),
         options,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
-    loop {
+    for next in (0..workers.len()).cycle() {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -104,17 +142,20 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (header_timeout, max_header_bytes) = (state.options.header_timeout, state.options.max_header_bytes);
+        // Hand the socket to the worker's own reactor.
+        let Ok(stream) = stream.into_std() else { continue };
         let state = state.clone();
-        let service = service_fn(move |req| respond(state.clone(), req));
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .max_buf_size(max_header_bytes.max(8192))
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
+        let watcher = graceful.watcher();
+        workers[next].spawn(async move {
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
+            let (header_timeout, max_header_bytes) = (state.options.header_timeout, state.options.max_header_bytes);
+            let service = service_fn(move |req| respond(state.clone(), req));
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(max_header_bytes.max(8192))
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = watcher.watch(conn).await;
             drop(permit);
         });
     }
@@ -124,6 +165,7 @@ pub async fn serve(
     if tokio::time::timeout(timeout, graceful.shutdown()).await.is_err() {
         eprintln!("shutdown timeout reached; closing the remaining connections");
     }
+    state.log.flush();
     Ok(())
 }
 
@@ -164,7 +206,7 @@ async fn respond(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
             bytes,
             error,
         };
-        eprintln!("{}", format(state.options.log_format, &entry));
+        state.log.log(&entry);
     });
     Ok(Response::from_parts(parts, body))
 }
