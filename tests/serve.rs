@@ -20,7 +20,11 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let home = Home::new();
+        Server::start_in(Home::new(), args)
+    }
+
+    /// Starts the server with an existing home (to serve images stored there).
+    fn start_in(home: Home, args: &[&str]) -> Server {
         let mut child = home
             .cmd()
             .arg("serve")
@@ -130,6 +134,9 @@ fn oversized_and_malformed_requests_are_refused() {
     huge.extend_from_slice(b"\r\n");
     let answer = server.raw(&huge);
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // Just over the cap: a clean 431.
+    let over = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    assert!(server.raw(over.as_bytes()).starts_with("HTTP/1.1 431"));
     // Both Content-Length and Transfer-Encoding, with a request smuggled behind the chunked
     // end: framed by Transfer-Encoding, the connection closed, the smuggled request never runs.
     let smuggle = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /trap HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -208,6 +215,30 @@ fn non_http_artifacts_are_refused() {
     let v: serde_json::Value =
         serde_json::from_str(&home.run(&["inspect", "--json", HTTP_PROBE_COMPONENT]).stdout).unwrap();
     assert_eq!(v["world"], "http-proxy");
+}
+
+#[test]
+fn bad_serve_input_is_named_and_nothing_starts() {
+    let home = Home::new();
+    let serve = |args: &[&str]| {
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        home.run(&all)
+    };
+    serve(&["--http-allow", "http://api.example.com", HTTP_HELLO_COMPONENT]).code(125).stderr_has("without a scheme");
+    serve(&["--log-format", "xml", HTTP_HELLO_COMPONENT]).code(125).stderr_has("text or json");
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let toml = dir.path().join("wasmbox.toml");
+    std::fs::write(&toml, "name = \"x\"\n[[route]]\npath = \"api\"\nwasm = \"a.wasm\"\n").unwrap();
+    serve(&[dir_arg]).code_not(0).stderr_has("route `api`").stderr_has("starting with `/`");
+    std::fs::write(&toml, "name = \"x\"\n[[route]]\npath = \"/\"\nwasm = \"missing.wasm\"\n").unwrap();
+    serve(&[dir_arg]).code(127).stderr_has("missing.wasm");
+    let routes = format!("name = \"x\"\n[[route]]\npath = \"/\"\nwasm = \"{PROBE_COMPONENT}\"\n");
+    std::fs::write(&toml, routes).unwrap();
+    serve(&[dir_arg]).code(126).stderr_has("not an HTTP component");
+    // A routed app is not one image.
+    home.run(&["build", dir_arg]).code_not(0).stderr_has("wasmbox serve");
 }
 
 /// The address of the `--metrics` listener, from its line on stderr.
@@ -463,4 +494,12 @@ fn a_runaway_guest_does_not_starve_requests_on_its_worker() {
         );
     }
     assert_eq!(spin.join().unwrap(), 504);
+}
+
+#[test]
+fn an_image_reference_is_served() {
+    let home = Home::new();
+    home.run(&["build", "-t", "hello-http:1", HTTP_HELLO_COMPONENT]).code(0);
+    let server = Server::start_in(home, &["hello-http:1"]);
+    assert_eq!(server.get("/"), (200, "hello world\n".into()));
 }
