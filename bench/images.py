@@ -5,14 +5,9 @@ kept), plus image sizes next to the same program as a static Linux binary in a s
 
 Usage: bench/images.py [--rounds N]   (needs Debian's docker-registry; scripts/test.sh installs it)
 """
-import argparse, glob, gzip, io, os, shutil, socket, statistics, struct, subprocess, sys, tarfile, tempfile, time
+import argparse, gzip, io, os, shutil, socket, statistics, subprocess, tarfile, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WASMBOX = os.path.join(ROOT, "target/release/wasmbox")
-
-
-def sh(*cmd, **kw):
-    return subprocess.run(cmd, check=True, **kw)
+from benchlib import ROOT, WASMBOX, free_port, guests, sh, timed
 
 
 def leb128(n):
@@ -33,31 +28,11 @@ def padded(wasm, total):
     return wasm + b"\x00" + leb128(len(body)) + body
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def timed(cmd, env, expect=None):
-    start = time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if p.returncode != 0 or (expect and expect not in p.stdout):
-        sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr.decode()}")
-    return elapsed
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args()
-    sh("cargo", "build", "--release", "--quiet", "-p", "wasmbox", "-p", "wasmbox-test-programs", cwd=ROOT)
-    consts = max(glob.glob(os.path.join(ROOT, "target/release/build/wasmbox-test-programs-*/out/guests.rs")),
-                 key=os.path.getmtime)
-    component = [l.split('"')[1] for l in open(consts) if "PROBE_COMPONENT" in l][0]
+    component = guests()["PROBE_COMPONENT"]
     work = tempfile.mkdtemp(prefix="wasmbox-bench-images-")
     port = free_port()
     addr = f"127.0.0.1:{port}"

@@ -8,44 +8,9 @@ alternately (order shuffled per round) and prints medians, p90 and the ratio of 
 Scenarios: module and component, each warm-cached (.wasm with each tool's compile cache)
 and precompiled (each tool's own AOT output with --allow-precompiled).
 """
-import argparse, glob, os, random, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, os, random, shutil, statistics, subprocess, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WASMTIME_VERSION = "48.0.8"
-CACHE = os.path.expanduser("~/.cache/wasmbox-bench")
-
-
-def sh(*cmd, **kw):
-    subprocess.run(cmd, check=True, **kw)
-
-
-def wasmtime_bin():
-    root = os.path.join(CACHE, f"wasmtime-{WASMTIME_VERSION}")
-    exe = os.path.join(root, "bin", "wasmtime")
-    if not os.path.exists(exe):
-        print(f"installing wasmtime-cli {WASMTIME_VERSION} into {root} (one time)", file=sys.stderr)
-        sh("cargo", "install", "wasmtime-cli", "--version", WASMTIME_VERSION, "--locked", "--root", root)
-    return exe
-
-
-def guests():
-    sh("cargo", "build", "--release", "--quiet", "-p", "wasmbox", "-p", "wasmbox-test-programs", cwd=ROOT)
-    consts = max(glob.glob(os.path.join(ROOT, "target/release/build/wasmbox-test-programs-*/out/guests.rs")),
-                 key=os.path.getmtime)
-    paths = {}
-    for line in open(consts):
-        name = line.split(":")[0].replace("pub const ", "").strip()
-        paths[name] = line.split('"')[1]
-    return paths["PROBE_MODULE"], paths["PROBE_COMPONENT"]
-
-
-def timed(cmd, env):
-    start = time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if p.returncode != 0 or b"hello" not in p.stdout:
-        sys.exit(f"benchmark command failed: {' '.join(cmd)}\n{p.stderr.decode()}")
-    return elapsed
+from benchlib import WASMBOX, guests, sh, timed, wasmtime_bin
 
 
 def main():
@@ -53,8 +18,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=200)
     args = ap.parse_args()
     wasmtime = wasmtime_bin()
-    module, component = guests()
-    wasmbox = os.path.join(ROOT, "target/release/wasmbox")
+    paths = guests()
+    module, component = paths["PROBE_MODULE"], paths["PROBE_COMPONENT"]
+    wasmbox = WASMBOX
     work = tempfile.mkdtemp(prefix="wasmbox-bench-")
     env = dict(os.environ, WASMBOX_HOME=os.path.join(work, "home"), XDG_CACHE_HOME=os.path.join(work, "xdg"))
     env.pop("WASMBOX_LOG", None)
@@ -76,13 +42,13 @@ def main():
     for name, wb, wt in scenarios:
         for cmd in (wb, wt):  # warm both caches and the page cache
             for _ in range(3):
-                timed(cmd, env)
+                timed(cmd, env, b"hello")
         samples = {"wb": [], "wt": []}
         for _ in range(args.rounds):
             order = [("wb", wb), ("wt", wt)]
             random.shuffle(order)
             for key, cmd in order:
-                samples[key].append(timed(cmd, env))
+                samples[key].append(timed(cmd, env, b"hello"))
         med = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
         p90 = {k: sorted(v)[int(len(v) * 0.9)] * 1e3 for k, v in samples.items()}
         print(f"| {name} | {med['wb']:.2f} ms | {med['wt']:.2f} ms | {p90['wb']:.2f} ms | {p90['wt']:.2f} ms "

@@ -6,18 +6,9 @@ Usage: bench/serve_vs_wasmtime.py [--rounds N] [--seconds S] [--connections C]
 Reports req/s and wrk's p50/p99 latency (medians over rounds), the req/s ratio, and minor page
 faults per request of each server process (from /proc/PID/stat).
 """
-import argparse, glob, os, random, re, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, random, re, socket, statistics, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WASMTIME = os.path.expanduser("~/.cache/wasmbox-bench/wasmtime-48.0.8/bin/wasmtime")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from benchlib import WASMBOX, free_port, guests, wasmtime_bin
 
 
 def wait_up(port):
@@ -58,21 +49,16 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32)
     args = ap.parse_args()
-    if not os.path.exists(WASMTIME):
-        sys.exit("run bench/run_vs_wasmtime.py once first: it installs wasmtime-cli 48.0.8")
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "wasmbox", "-p", "wasmbox-test-programs"],
-                   cwd=ROOT, check=True)
-    consts = max(glob.glob(os.path.join(ROOT, "target/release/build/wasmbox-test-programs-*/out/guests.rs")),
-                 key=os.path.getmtime)
-    guest = [l.split('"')[1] for l in open(consts) if "HTTP_HELLO_COMPONENT" in l][0]
+    wasmtime = wasmtime_bin()
+    guest = guests()["HTTP_HELLO_COMPONENT"]
     home = tempfile.mkdtemp(prefix="wasmbox-bench-serve-")
     ports = {"wasmbox": free_port(), "wasmtime": free_port()}
     env = dict(os.environ, WASMBOX_HOME=home)
     servers = {
-        "wasmbox": subprocess.Popen([os.path.join(ROOT, "target/release/wasmbox"), "serve", "--listen",
+        "wasmbox": subprocess.Popen([WASMBOX, "serve", "--listen",
                                      f"127.0.0.1:{ports['wasmbox']}", guest], env=env,
                                     stderr=subprocess.DEVNULL),
-        "wasmtime": subprocess.Popen([WASMTIME, "serve", "-S", "cli", "--addr", f"127.0.0.1:{ports['wasmtime']}", guest],
+        "wasmtime": subprocess.Popen([wasmtime, "serve", "-S", "cli", "--addr", f"127.0.0.1:{ports['wasmtime']}", guest],
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     }
     try:
