@@ -202,6 +202,12 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(code, Some(0));
+    // The drained request is in the access log (the stderr reader may need a moment).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !server.log.lock().unwrap().contains("GET /slow/1500 200") {
+        assert!(Instant::now() < deadline, "the drained request was not logged:\n{}", server.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // No new connections after the signal.
     assert!(TcpStream::connect(&server.addr).is_err());
 }

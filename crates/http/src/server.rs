@@ -162,7 +162,13 @@ async fn accept_loop(
     drop(listener);
     let timeout = state.options.shutdown_timeout;
     eprintln!("shutting down: finishing in-flight requests (up to {timeout:?})");
-    if tokio::time::timeout(timeout, graceful.shutdown()).await.is_err() {
+    let drained = async {
+        graceful.shutdown().await;
+        // Connections are closed; wait for their instances to end and be logged.
+        let all = u32::try_from(state.options.max_concurrency).unwrap_or(u32::MAX);
+        let _ = state.slots.acquire_many(all).await;
+    };
+    if tokio::time::timeout(timeout, drained).await.is_err() {
         eprintln!("shutdown timeout reached; closing the remaining connections");
     }
     state.log.flush();
@@ -193,8 +199,6 @@ async fn respond(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
             Pending::Known(outcome) => Some(outcome),
             Pending::Running(done) => Some(done.outcome().await),
         };
-        // The slot is held until the instance is gone: it bounds live instances, not heads sent.
-        drop(slot);
         state.metrics.record(status, duration, outcome.as_ref().map(|o| &o.result));
         let error = outcome.as_ref().and_then(|o| o.result.as_ref().err()).map(|e| first_line(&e.to_string()));
         let entry = Entry {
@@ -207,6 +211,9 @@ async fn respond(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
             error,
         };
         state.log.log(&entry);
+        // The slot is held until the instance is gone (it bounds live instances, not heads
+        // sent) and its line logged (so shutdown can wait for both).
+        drop(slot);
     });
     Ok(Response::from_parts(parts, body))
 }
