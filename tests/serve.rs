@@ -379,6 +379,45 @@ wasm = "{probe}"
 }
 
 #[test]
+fn each_route_has_its_own_grants() {
+    let upstream = FakeRegistry::start(Duration::from_secs(60));
+    upstream.set("/data", Answer::ok("text/plain", b"from upstream".to_vec()));
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"name = "two"
+env = {{ SHARED = "app" }}
+
+[[route]]
+path = "/"
+wasm = "{probe}"
+grants = {{ env = {{ MODE = "root" }}, http = ["{upstream}"] }}
+
+[[route]]
+path = "/b"
+wasm = "{probe}"
+grants = {{ env = {{ MODE = "b" }} }}
+"#,
+        probe = HTTP_PROBE_COMPONENT,
+        upstream = upstream.addr
+    );
+    std::fs::write(dir.path().join("wasmbox.toml"), toml).unwrap();
+    let server = Server::start(&["-e", "FLAG=cli", dir.path().to_str().unwrap()]);
+    assert_eq!(server.get("/-/env/MODE"), (200, "root".into()));
+    assert_eq!(server.get("/b/-/env/MODE"), (200, "b".into()));
+    assert_eq!(server.get("/b/-/env/SHARED"), (200, "app".into()));
+    assert_eq!(server.get("/b/-/env/FLAG"), (200, "cli".into()));
+    let url = format!("http://{}/data", upstream.addr);
+    let fetch = |path: &str| {
+        let r = http_with_headers(&server.addr, "GET", path, &[("x-fetch-url", &url)], b"").unwrap();
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    };
+    assert_eq!(fetch("/-/fetch"), (200, "from upstream".into()));
+    let (status, body) = fetch("/b/-/fetch");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("HttpRequestDenied"), "{body}");
+}
+
+#[test]
 fn a_directory_without_a_root_route_answers_404_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!("name = \"api\"\n[[route]]\npath = \"/api\"\nwasm = \"{HTTP_HELLO_COMPONENT}\"\n");

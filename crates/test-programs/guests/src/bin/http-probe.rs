@@ -3,7 +3,8 @@
 //! `/trap` panics, `/bomb` allocates until it fails, `/remember/X` stores X in a static and
 //! `/recall` returns it (isolation: a fresh instance must answer empty), `/fetch` fetches the
 //! URL in the `x-fetch-url` header and answers with its status and body (502 with the error
-//! when the host refuses), `/large/N` streams N MiB.
+//! when the host refuses), `/large/N` streams N MiB, `/env/NAME` answers the variable's value.
+//! Behind a route prefix, put the operation after `/-/` (`/api/-/env/NAME`).
 //! Built for wasm32-wasip2 only; on wasip1 it is an empty program.
 
 fn main() {}
@@ -66,7 +67,8 @@ mod handler {
 
     impl wasip2::exports::http::incoming_handler::Guest for Probe {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
-            let path = request.path_with_query().unwrap_or_default();
+            let full = request.path_with_query().unwrap_or_default();
+            let path = full.split_once("/-/").map_or(full.as_str(), |(_, op)| op);
             let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
             match parts.as_slice() {
                 ["echo"] => {
@@ -114,6 +116,10 @@ mod handler {
                         Ok((status, body)) => respond(out, status, &mut std::iter::once(body)),
                         Err(e) => respond(out, 502, &mut std::iter::once(format!("fetch failed: {e}\n").into_bytes())),
                     }
+                }
+                ["env", name] => {
+                    let value = std::env::var(name).unwrap_or_default();
+                    respond(out, 200, &mut std::iter::once(value.into_bytes()));
                 }
                 ["large", mib] => {
                     let mib: usize = mib.parse().unwrap_or(1);
