@@ -548,3 +548,46 @@ fn an_image_reference_is_served() {
     let server = Server::start_in(home, &["hello-http:1"]);
     assert_eq!(server.get("/"), (200, "hello world\n".into()));
 }
+
+#[test]
+fn connections_over_the_cap_are_closed_at_once() {
+    let server = Server::start(&["--max-connections", "2", HTTP_PROBE_COMPONENT]);
+    let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(&server.addr).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let _ = third.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = [0u8; 64];
+    match third.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a connection over the cap was served: {other:?}"),
+    }
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    server.healthy();
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let mut server = Server::start(&["--shutdown-timeout", "30s", HTTP_PROBE_COMPONENT]);
+    let addr = server.addr.clone();
+    let slow = std::thread::spawn(move || http(&addr, "GET", "/slow/20000", None, &[]));
+    std::thread::sleep(Duration::from_millis(400));
+    let mut child = server.child.take().unwrap();
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "the first signal should drain, not exit");
+    let start = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(start.elapsed() < Duration::from_secs(3), "the second signal did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(130));
+    let _ = slow.join();
+}
