@@ -591,3 +591,25 @@ fn a_second_signal_exits_at_once() {
     assert_eq!(code, Some(130));
     let _ = slow.join();
 }
+
+#[test]
+fn the_deadline_stops_an_instance_streaming_to_a_slow_reader() {
+    let server = Server::start(&["--timeout", "1s", HTTP_PROBE_COMPONENT]);
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /large/100 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // Read nothing while the deadline passes: the guest is blocked on backpressure.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(rest.len() < 50 << 20, "{} bytes arrived: the instance outlived its deadline", rest.len());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log.lock().unwrap().contains("timeout of 1s reached") {
+        assert!(Instant::now() < deadline, "no timeout in the access log:\n{}", server.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.healthy();
+}
