@@ -9,8 +9,7 @@
 mod body;
 mod outbound;
 
-pub use body::BodyIdle;
-pub use outbound::{HttpAllow, HttpRule, is_special_address};
+pub use outbound::{HttpAllow, HttpRule};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,7 +31,7 @@ use crate::error::{EngineError, LimitHit};
 use crate::limits::{Limits, MemoryLimiter};
 use crate::run::{arm_limits, finish, internal, link_error, with_deadline};
 use crate::wasi::build_ctx;
-use body::IdleTimeout;
+use body::{BodyIdle, IdleTimeout};
 use outbound::OutboundHooks;
 
 pub type ResponseBody = HyperOutgoingBody;

@@ -111,7 +111,7 @@ impl HttpRule {
 
 /// Loopback, unspecified, link-local (which holds 169.254.169.254) and other cloud metadata
 /// addresses: never reached through a host name or `*`.
-pub fn is_special_address(ip: IpAddr) -> bool {
+fn is_special_address(ip: IpAddr) -> bool {
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
             v4.is_loopback()
