@@ -41,6 +41,17 @@ def free_port():
     return port
 
 
+def wait_up(port):
+    """Waits (up to ~10 s) until something accepts connections on 127.0.0.1:port."""
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"server on {port} did not come up")
+
+
 def timed(cmd, env, expect=None):
     """Wall time of one command; exits the script if it fails or `expect` is not in stdout."""
     start = time.perf_counter()

@@ -5,9 +5,9 @@ kept), plus image sizes next to the same program as a static Linux binary in a s
 
 Usage: bench/images.py [--rounds N]   (needs Debian's docker-registry; scripts/test.sh installs it)
 """
-import argparse, gzip, io, os, shutil, socket, statistics, subprocess, tarfile, tempfile, time
+import argparse, gzip, io, os, shutil, statistics, subprocess, tarfile, tempfile, time
 
-from benchlib import ROOT, WASMBOX, free_port, guests, sh, timed
+from benchlib import ROOT, WASMBOX, free_port, guests, sh, timed, wait_up
 
 
 def leb128(n):
@@ -42,12 +42,7 @@ def main():
     registry = subprocess.Popen(["docker-registry", "serve", os.path.join(work, "config.yml")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_up(port)
         app = os.path.join(work, "probe5m.wasm")
         with open(app, "wb") as f:
             f.write(padded(open(component, "rb").read(), 5 << 20))

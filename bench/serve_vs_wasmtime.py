@@ -6,19 +6,11 @@ Usage: bench/serve_vs_wasmtime.py [--rounds N] [--seconds S] [--connections C]
 Reports req/s and wrk's p50/p99 latency (medians over rounds), the req/s ratio, and minor page
 faults per request of each server process (from /proc/PID/stat).
 """
-import argparse, os, random, re, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, random, re, statistics, subprocess, sys, tempfile, time
 
-from benchlib import WASMBOX, free_port, guests, wasmtime_bin
+from benchlib import WASMBOX, free_port, guests, wait_up, wasmtime_bin
 
 
-def wait_up(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"server on {port} did not come up")
 
 
 def minflt(pid):
