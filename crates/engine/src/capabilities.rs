@@ -7,8 +7,10 @@
 //! [`crate::wasi::build_ctx`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::net::NetPolicy;
+use crate::output::GuestOutput;
 
 /// A host directory made visible to the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +63,25 @@ pub enum Stdin {
     Null,
 }
 
+/// Where the guest's stdout and stderr go.
+#[derive(Clone, Default)]
+pub enum Output {
+    /// The caller's stdout and stderr.
+    #[default]
+    Inherit,
+    /// Both streams into one sink (a detached container's log).
+    Sink(Arc<dyn GuestOutput>),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Output::Inherit => "Inherit",
+            Output::Sink(_) => "Sink",
+        })
+    }
+}
+
 /// The grants of one container. See the module docs for the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct Capabilities {
@@ -71,6 +92,7 @@ pub struct Capabilities {
     pub args: Vec<String>,
     pub net: NetPolicy,
     pub stdin: Stdin,
+    pub output: Output,
 }
 
 #[cfg(test)]

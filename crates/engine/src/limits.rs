@@ -3,7 +3,11 @@
 //! Memory is counted per container across *all* linear memories and tables, so a module cannot
 //! escape the limit by declaring many small memories.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use crate::run::RunStats;
 
 /// Resource limits of one container. The defaults are the documented ones for `wasmbox run`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +52,18 @@ pub struct MemoryLimiter {
     used: u64,
     max_instances: usize,
     pub hit: bool,
+    /// Where the current total is published for `stats`, if anyone watches.
+    stats: Option<Arc<RunStats>>,
 }
 
 impl MemoryLimiter {
     pub fn new(limits: &Limits) -> Self {
-        MemoryLimiter { limit: limits.memory_bytes, used: 0, max_instances: limits.max_instances, hit: false }
+        MemoryLimiter { limit: limits.memory_bytes, used: 0, max_instances: limits.max_instances, hit: false, stats: None }
+    }
+
+    /// A limiter that also publishes the container's memory total to `stats`.
+    pub fn observed(limits: &Limits, stats: Arc<RunStats>) -> Self {
+        MemoryLimiter { stats: Some(stats), ..MemoryLimiter::new(limits) }
     }
 
     fn grow(&mut self, current: u64, desired: u64) -> bool {
@@ -60,6 +71,9 @@ impl MemoryLimiter {
         match self.used.checked_add(extra) {
             Some(total) if total <= self.limit => {
                 self.used = total;
+                if let Some(stats) = &self.stats {
+                    stats.memory_bytes.store(total, Ordering::Relaxed);
+                }
                 true
             }
             _ => {

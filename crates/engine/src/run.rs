@@ -3,7 +3,10 @@
 //!
 //! The result is the guest's exit code, or an [`EngineError`] that says which exit code and why.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, ResourceTable};
@@ -21,16 +24,60 @@ use crate::lookup::{HasNetPolicy, shadow_name_lookup};
 use crate::net::NetPolicy;
 use crate::wasi::build_ctx;
 
+/// What a running container has used so far, readable from another thread while it runs.
+#[derive(Debug, Default)]
+pub struct RunStats {
+    /// Time spent running the guest (its code and the host calls it makes), in nanoseconds.
+    pub cpu_nanos: AtomicU64,
+    /// Bytes of linear memory and tables currently held.
+    pub memory_bytes: AtomicU64,
+    /// Fuel consumed, when fuel is metered (updated every epoch tick and at the end).
+    pub fuel_used: AtomicU64,
+}
+
 /// Runs `compiled` with exactly `caps` and `limits`; returns the guest's exit code.
 pub async fn run(rt: &Runtime, compiled: &Compiled, caps: &Capabilities, limits: &Limits) -> Result<i32, EngineError> {
+    let _ticker = limits.timeout.map(|_| rt.start_ticker());
+    run_observed(rt, compiled, caps, limits, Arc::new(RunStats::default())).await
+}
+
+/// [`run`] publishing what the guest uses to `stats`. The caller keeps the epoch ticking
+/// (`Runtime::start_ticker`) when a timeout is set or many guests share a thread: on every tick
+/// a running guest yields to the executor.
+pub async fn run_observed(
+    rt: &Runtime,
+    compiled: &Compiled,
+    caps: &Capabilities,
+    limits: &Limits,
+    stats: Arc<RunStats>,
+) -> Result<i32, EngineError> {
     if limits.fuel.is_some() && !rt.options().fuel {
         return Err(EngineError::Internal(anyhow::anyhow!("--fuel needs an engine created with fuel enabled")));
     }
     let wasi = build_ctx(caps)?;
-    let _ticker = limits.timeout.map(|_| rt.start_ticker());
-    match compiled {
-        Compiled::Module(m) => run_module(rt, m, wasi, limits).await,
-        Compiled::Component(c) => run_component(rt, c, wasi, Arc::new(caps.net.clone()), limits).await,
+    let running = async {
+        match compiled {
+            Compiled::Module(m) => run_module(rt, m, wasi, limits, stats.clone()).await,
+            Compiled::Component(c) => run_component(rt, c, wasi, Arc::new(caps.net.clone()), limits, stats.clone()).await,
+        }
+    };
+    CpuTimed { fut: std::pin::pin!(running), stats: &stats }.await
+}
+
+/// Adds the time spent inside each poll of `fut` to `stats.cpu_nanos`.
+struct CpuTimed<'a, F> {
+    fut: Pin<&'a mut F>,
+    stats: &'a RunStats,
+}
+
+impl<F: Future> Future for CpuTimed<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let started = Instant::now();
+        let result = self.fut.as_mut().poll(cx);
+        self.stats.cpu_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        result
     }
 }
 
@@ -63,6 +110,7 @@ async fn run_module(
     module: &Module,
     mut wasi: WasiCtxBuilder,
     limits: &Limits,
+    stats: Arc<RunStats>,
 ) -> Result<i32, EngineError> {
     let engine = rt.engine();
     let mut linker = wasmtime::Linker::<ModuleHost>::new(engine);
@@ -73,9 +121,10 @@ async fn run_module(
             "the module exports no `_start` function: it is a library, not a WASI command".into(),
         ));
     }
-    let mut store = Store::new(engine, ModuleHost { wasi: wasi.build_p1(), limiter: MemoryLimiter::new(limits) });
+    let limiter = MemoryLimiter::observed(limits, stats.clone());
+    let mut store = Store::new(engine, ModuleHost { wasi: wasi.build_p1(), limiter });
     store.limiter(|h| &mut h.limiter);
-    arm_limits(&mut store, limits)?;
+    arm_limits_observed(&mut store, limits, Some(stats.clone()))?;
     let outcome = with_deadline(limits.timeout, async {
         let instance = pre.instantiate_async(&mut store).await?;
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -83,6 +132,7 @@ async fn run_module(
     })
     .await;
     let memory_hit = store.data().limiter.hit;
+    record_fuel(&store, limits, &stats);
     finish(outcome.map(|r| r.map(|()| 0)), memory_hit, limits)
 }
 
@@ -92,6 +142,7 @@ async fn run_component(
     mut wasi: WasiCtxBuilder,
     net: Arc<NetPolicy>,
     limits: &Limits,
+    stats: Arc<RunStats>,
 ) -> Result<i32, EngineError> {
     let engine = rt.engine();
     let mut linker = wasmtime::component::Linker::<ComponentHost>::new(engine);
@@ -103,39 +154,59 @@ async fn run_component(
             "the component does not export `wasi:cli/run`: it is not a WASI command ({e})"
         ))
     })?;
-    let host =
-        ComponentHost { wasi: wasi.build(), table: ResourceTable::new(), limiter: MemoryLimiter::new(limits), net };
+    let limiter = MemoryLimiter::observed(limits, stats.clone());
+    let host = ComponentHost { wasi: wasi.build(), table: ResourceTable::new(), limiter, net };
     let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limiter);
-    arm_limits(&mut store, limits)?;
+    arm_limits_observed(&mut store, limits, Some(stats.clone()))?;
     let outcome = with_deadline(limits.timeout, async {
         let command = pre.instantiate_async(&mut store).await?;
         command.wasi_cli_run().call_run(&mut store).await
     })
     .await;
     let memory_hit = store.data().limiter.hit;
+    record_fuel(&store, limits, &stats);
     // `run` returning `err` is the component's way to say "exit code 1".
     finish(outcome.map(|r| r.map(|ok| if ok.is_ok() { 0 } else { 1 })), memory_hit, limits)
 }
 
 /// Sets fuel and the epoch deadline on a fresh store.
 pub(crate) fn arm_limits<T: Send + 'static>(store: &mut Store<T>, limits: &Limits) -> Result<(), EngineError> {
+    arm_limits_observed(store, limits, None)
+}
+
+fn arm_limits_observed<T: Send + 'static>(
+    store: &mut Store<T>,
+    limits: &Limits,
+    stats: Option<Arc<RunStats>>,
+) -> Result<(), EngineError> {
     if let Some(fuel) = limits.fuel {
         store.set_fuel(fuel).map_err(internal)?;
     }
-    match limits.timeout {
-        Some(timeout) => {
-            let deadline = Instant::now() + timeout;
-            store.set_epoch_deadline(1);
-            // Each epoch tick: stop the guest once past the deadline, otherwise yield to the
-            // executor so the wall-clock timer around the run can fire too.
-            store.epoch_deadline_callback(move |_| {
-                Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
-            });
+    let deadline = limits.timeout.map(|t| Instant::now() + t);
+    let fuel = limits.fuel;
+    store.set_epoch_deadline(1);
+    // Each epoch tick: stop the guest once past its deadline, otherwise yield to the executor
+    // so the wall-clock timer around the run can fire and guests sharing the thread get a
+    // turn. Without a ticker running the epoch never advances and this costs nothing.
+    store.epoch_deadline_callback(move |ctx| {
+        if let (Some(stats), Some(fuel)) = (&stats, fuel) {
+            let left = ctx.get_fuel().unwrap_or(fuel);
+            stats.fuel_used.store(fuel.saturating_sub(left), Ordering::Relaxed);
         }
-        None => store.set_epoch_deadline(u64::MAX / 2),
-    }
+        Ok(match deadline {
+            Some(d) if Instant::now() >= d => UpdateDeadline::Interrupt,
+            _ => UpdateDeadline::Yield(1),
+        })
+    });
     Ok(())
+}
+
+fn record_fuel<T>(store: &Store<T>, limits: &Limits, stats: &RunStats) {
+    if let Some(fuel) = limits.fuel {
+        let left = store.get_fuel().unwrap_or(fuel);
+        stats.fuel_used.store(fuel.saturating_sub(left), Ordering::Relaxed);
+    }
 }
 
 /// `None` when the deadline passed while the guest was blocked in a host call (sleeping,

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::capabilities::{Capabilities, Stdin};
+use crate::capabilities::{Capabilities, Output, Stdin};
+use crate::output::{OutStream, SinkStream};
 use crate::error::EngineError;
 
 /// Builds the WASI context builder for `caps`. The caller finishes it with `build()` for a
@@ -16,7 +17,12 @@ pub fn build_ctx(caps: &Capabilities) -> Result<WasiCtxBuilder, EngineError> {
         Stdin::Inherit => b.inherit_stdin(),
         Stdin::Null => &mut b,
     };
-    b.inherit_stdout().inherit_stderr();
+    match &caps.output {
+        Output::Inherit => b.inherit_stdout().inherit_stderr(),
+        Output::Sink(sink) => b
+            .stdout(SinkStream::new(sink.clone(), OutStream::Stdout))
+            .stderr(SinkStream::new(sink.clone(), OutStream::Stderr)),
+    };
     b.args(&caps.args);
     b.envs(&caps.env);
 

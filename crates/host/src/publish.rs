@@ -1,0 +1,69 @@
+//! `publish`: a detached container started with `-p ADDR` serves its `wasi:http/proxy`
+//! component there through wasmbox-http, a fresh instance per request, until it is stopped.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use wasmbox_engine::http::{HttpAllow, HttpHandler};
+use wasmbox_engine::{Capabilities, Compiled, EngineError, Runtime};
+use wasmbox_http::{LogFormat, Route, Router, ServeOptions};
+
+use crate::manager::EndRequest;
+use crate::spec::ContainerSpec;
+
+/// Per-request deadline when the container has no --timeout (as `wasmbox serve`).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) async fn serve(
+    rt: Runtime,
+    compiled: Compiled,
+    spec: ContainerSpec,
+    caps: Capabilities,
+    mut end: watch::Receiver<Option<EndRequest>>,
+) -> Result<i32, EngineError> {
+    let Compiled::Component(component) = compiled else {
+        return Err(EngineError::NotRunnable("-p serves wasi:http components; this is a core module".into()));
+    };
+    let listen = spec
+        .publish
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| EngineError::Internal(anyhow::anyhow!("invalid -p address: {e}")))?;
+    let mut limits = spec.limits();
+    limits.timeout = limits.timeout.or(Some(REQUEST_TIMEOUT));
+    let live = Arc::new(AtomicUsize::new(0));
+    let handler = HttpHandler::new(&rt, &component, caps, HttpAllow::new(Vec::new()), limits, live.clone())?;
+    let options = ServeOptions {
+        listen,
+        max_concurrency: 64,
+        queue: 256,
+        queue_timeout: Duration::from_secs(10),
+        max_body: 10 << 20,
+        body_idle_timeout: Duration::from_secs(10),
+        max_header_bytes: 64 << 10,
+        header_timeout: Duration::from_secs(5),
+        max_connections: 1024,
+        shutdown_timeout: Duration::from_secs(5),
+        log_format: LogFormat::Text,
+        metrics: None,
+        workers: 1,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = end.wait_for(Option::is_some).await;
+        let _ = stop.send(());
+    });
+    let router = Router::new(vec![Route { prefix: "/".into(), handler }]);
+    let served = tokio::task::spawn_blocking(move || {
+        wasmbox_http::serve(router, live, options, async {
+            let _ = stopped.await;
+        })
+    })
+    .await
+    .map_err(|e| EngineError::Internal(anyhow::anyhow!("the HTTP server failed: {e}")))?;
+    served.map_err(|e| EngineError::Internal(anyhow::anyhow!("cannot serve on {listen}: {e}")))?;
+    Ok(0)
+}

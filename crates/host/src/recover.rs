@@ -1,0 +1,61 @@
+//! `recover`: make the state consistent when the daemon starts. Containers the database says
+//! were running were stopped with the previous daemon (crash, `kill -9` or shutdown): they are
+//! recorded as exited with reason "daemon stopped", then started again when their restart
+//! policy says so. Container directories without a database row are deleted.
+
+use std::sync::Arc;
+
+use crate::error::HostError;
+use crate::manager::{Manager, now_ms};
+use crate::spec::RestartPolicy;
+use crate::status::Status;
+
+pub const DAEMON_STOPPED: &str = "daemon stopped";
+
+/// What recovery did.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub marked_exited: usize,
+    pub restarted: usize,
+    pub orphans_removed: usize,
+}
+
+impl Manager {
+    /// Must run inside the tokio runtime that runs the containers.
+    pub fn recover(self: &Arc<Self>) -> Result<Recovered, HostError> {
+        let mut report = Recovered::default();
+        let all = self.db().list()?;
+        for c in &all {
+            if !c.status.can_stop() && c.status != Status::Created {
+                continue;
+            }
+            self.db().set_ended(&c.id, Status::Exited, None, Some(DAEMON_STOPPED), now_ms())?;
+            report.marked_exited += 1;
+            let restart = match c.spec.restart {
+                RestartPolicy::No => false,
+                RestartPolicy::Always => true,
+                RestartPolicy::OnFailure { max } => max.is_none_or(|m| c.restarts < m),
+            };
+            if restart {
+                let stored = self.db().get(&c.id)?.ok_or_else(|| HostError::NotFound(c.id.clone()))?;
+                match self.start_stored(stored, 1) {
+                    Ok(_) => report.restarted += 1,
+                    Err(e) => tracing::warn!(id = %c.id, "restart after recovery failed: {e}"),
+                }
+            } else if c.spec.auto_remove {
+                self.remove_stored(&c.id)?;
+            }
+        }
+        let known: std::collections::HashSet<&str> = all.iter().map(|c| c.id.as_str()).collect();
+        if let Ok(entries) = std::fs::read_dir(self.home.join("containers")) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.len() == 64 && !known.contains(name.as_str()) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                    report.orphans_removed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,37 @@
+//! `rm`: forget a container and delete its directory (logs). A running one needs `--force`,
+//! which kills it first. The database row goes first: after a crash between the two steps the
+//! directory is an orphan, and recovery deletes it.
+
+use std::sync::Arc;
+
+use crate::db::Container;
+use crate::error::HostError;
+use crate::manager::Manager;
+
+impl Manager {
+    pub async fn remove(self: &Arc<Self>, text: &str, force: bool) -> Result<Container, HostError> {
+        let c = self.resolve(text)?;
+        if !c.status.can_remove() {
+            if !force {
+                return Err(HostError::Conflict(format!(
+                    "container {} is {}: stop it first, or use `rm -f` to kill and remove it",
+                    c.name, c.status
+                )));
+            }
+            self.end(&c, None).await?;
+        }
+        self.remove_stored(&c.id)?;
+        Ok(c)
+    }
+
+    pub(crate) fn remove_stored(&self, id: &str) -> Result<(), HostError> {
+        self.db().remove(id)?;
+        let dir = self.container_dir(id);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("failed to delete {}: {e}", dir.display());
+            }
+        }
+        Ok(())
+    }
+}
