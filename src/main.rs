@@ -1,6 +1,7 @@
 //! The `wasmbox` command line: clap dispatch only; each subcommand lives in `commands/<verb>.rs`.
 
 mod commands;
+mod daemon_client;
 mod flags;
 mod home;
 mod progress;
@@ -35,6 +36,15 @@ enum Command {
     Push(commands::push::PushArgs),
     Login(commands::login::LoginArgs),
     Serve(commands::serve::ServeArgs),
+    Daemon(commands::daemon::DaemonArgs),
+    Ps(commands::ps::PsArgs),
+    Logs(commands::logs::LogsArgs),
+    Stop(commands::stop::StopArgs),
+    Kill(commands::kill::KillArgs),
+    Rm(commands::rm::RmArgs),
+    Start(commands::start::StartArgs),
+    Restart(commands::restart::RestartArgs),
+    Stats(commands::stats::StatsArgs),
 }
 
 fn main() {
@@ -57,6 +67,15 @@ fn main() {
         Command::Push(args) => commands::push::exec(args),
         Command::Login(args) => commands::login::exec(args),
         Command::Serve(args) => commands::serve::exec(args),
+        Command::Daemon(args) => commands::daemon::exec(args),
+        Command::Ps(args) => commands::ps::exec(args),
+        Command::Logs(args) => commands::logs::exec(args),
+        Command::Stop(args) => commands::stop::exec(args),
+        Command::Kill(args) => commands::kill::exec(args),
+        Command::Rm(args) => commands::rm::exec(args),
+        Command::Start(args) => commands::start::exec(args),
+        Command::Restart(args) => commands::restart::exec(args),
+        Command::Stats(args) => commands::stats::exec(args),
     };
     std::process::exit(report::exit_code(result));
 }

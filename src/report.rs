@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 
 use wasmbox_engine::EngineError;
+use wasmbox_host::ClientError;
 use wasmbox_image::{ImageError, RegistryFailure};
 
 /// Exit code when wasmbox itself failed (bad flags, internal error).
@@ -16,6 +17,10 @@ pub fn exit_code(result: anyhow::Result<i32>) -> i32 {
         Err(err) => {
             let engine = err.chain().find_map(|e| e.downcast_ref::<EngineError>());
             let image = err.chain().find_map(|e| e.downcast_ref::<ImageError>());
+            let client = err.chain().find_map(|e| e.downcast_ref::<ClientError>());
+            if let Some(client) = client {
+                return crate::commands::containers::report(client);
+            }
             eprintln!("{}: {err:#}", paint("error", "1;31"));
             let hint = engine.and_then(EngineError::hint).or_else(|| image.and_then(image_hint));
             if let Some(hint) = hint {

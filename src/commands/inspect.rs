@@ -8,11 +8,12 @@ use serde::Serialize;
 use wasmbox_engine::inspect::{Inspection, inspect};
 use wasmbox_engine::{EngineOptions, Kind, Runtime};
 
-/// Show what a module, component or local image is, imports, exports and could ask for
+/// Show a container (of the running daemon), or what a module, component or local image is
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// A .wasm module or component, .wat text, a `wasmbox compile` output, or a local image
-    #[arg(value_name = "SOURCE")]
+    /// A container name or id prefix, a .wasm module or component, .wat text, a `wasmbox compile`
+    /// output, or a local image
+    #[arg(value_name = "CONTAINER|SOURCE")]
     pub source: PathBuf,
 
     /// Print JSON instead of text
@@ -39,6 +40,15 @@ struct Report<'a> {
 }
 
 pub fn exec(a: InspectArgs) -> anyhow::Result<i32> {
+    // A container of a running daemon first (docker's order), then an artifact or image.
+    if let Some(c) = container(&a.source.to_string_lossy())? {
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&c)?);
+        } else {
+            print_container(&c);
+        }
+        return Ok(0);
+    }
     let rt = Runtime::new(EngineOptions::default())?;
     let source = super::resolve_source(&a.source)?;
     let artifact = &source.artifact;
@@ -144,4 +154,53 @@ fn render(i: &Inspection) -> String {
         }
     }
     s
+}
+
+/// The container named `name`, if a daemon is running and knows it (never starts a daemon).
+fn container(name: &str) -> anyhow::Result<Option<wasmbox_host::Container>> {
+    if name.contains('/') || name.ends_with(".wasm") || name.ends_with(".wat") {
+        return Ok(None);
+    }
+    super::block_on(async {
+        let Some(client) = crate::daemon_client::connect_existing().await? else { return anyhow::Ok(None) };
+        match super::containers::get(&client, name).await {
+            Ok(c) => Ok(Some(c)),
+            Err(wasmbox_host::ClientError::Api(e)) if e.kind == "not_found" => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })?
+}
+
+fn print_container(c: &wasmbox_host::Container) {
+    let s = &c.spec;
+    println!("container: {} ({})", c.name, c.id);
+    println!("source:    {} (wasm sha256:{})", s.source, s.wasm_sha256);
+    println!("status:    {}", c.status);
+    if let Some(code) = c.exit_code {
+        println!("exit code: {code}");
+    }
+    if let Some(reason) = &c.reason {
+        println!("reason:    {reason}");
+    }
+    println!("restart:   {} (restarts: {})", s.restart, c.restarts);
+    println!("args:      {}", s.args.join(" "));
+    for (k, v) in &s.env {
+        println!("env:       {k}={v}");
+    }
+    for d in &s.dirs {
+        println!("dir:       {} -> {}{}", d.host.display(), d.guest, if d.read_only { " (read-only)" } else { "" });
+    }
+    for r in &s.net_allow {
+        println!("net-allow: {r}");
+    }
+    println!("memory:    {} bytes", s.memory_bytes);
+    if let Some(t) = s.timeout_ms {
+        println!("timeout:   {t} ms");
+    }
+    if let Some(f) = s.fuel {
+        println!("fuel:      {f}");
+    }
+    if let Some(p) = &s.publish {
+        println!("serving:   http://{p}/");
+    }
 }

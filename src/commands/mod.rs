@@ -2,15 +2,25 @@
 
 pub mod build;
 pub mod compile;
+pub mod containers;
+pub mod daemon;
 pub mod image;
 pub mod images;
 pub mod inspect;
+pub mod kill;
 pub mod login;
+pub mod logs;
+pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod restart;
+pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod serve;
+pub mod start;
+pub mod stats;
+pub mod stop;
 pub mod tag;
 
 use std::path::Path;

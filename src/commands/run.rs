@@ -1,9 +1,14 @@
-//! `wasmbox run`: run a module or component as a deny-by-default container.
+//! `wasmbox run`: run a module or component as a deny-by-default container — in the
+//! foreground, or detached (`-d`) under the daemon.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::{Context, bail};
 use clap::Args;
-use wasmbox_engine::{EngineOptions, Runtime};
+use wasmbox_engine::units::parse_size;
+use wasmbox_engine::{Capabilities, EngineOptions, Limits, Runtime};
+use wasmbox_host::{ContainerSpec, DirGrant, RestartPolicy};
 
 use crate::flags::{GrantArgs, LimitArgs};
 use crate::requests;
@@ -16,9 +21,11 @@ Exit codes:
   127   the source was not found
   134   the guest trapped (message and Wasm backtrace on stderr)
   137   a limit stopped the guest (memory, timeout or fuel; named on stderr)
+With -d: 0 once the container is stored and started (its id is printed), 1 when the daemon
+refuses the request (e.g. the name is in use), 125/126/127 as above.
 
 Nothing is granted by default: no files, no environment, no network, no current directory.
-stdin, stdout and stderr are connected.";
+stdin, stdout and stderr are connected (with -d: stdin is empty, output goes to `wasmbox logs`).";
 
 /// Run a WebAssembly module (WASI preview 1) or component (WASI 0.2) as a container
 #[derive(Args, Debug)]
@@ -29,6 +36,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub limits: LimitArgs,
+
+    #[command(flatten)]
+    pub detach: DetachArgs,
 
     /// Do not read or write the compile cache
     #[arg(long)]
@@ -60,6 +70,35 @@ pub struct RunArgs {
     pub args: Vec<String>,
 }
 
+/// Flags of a detached container (`-d`); each needs `-d`.
+#[derive(Args, Debug)]
+pub struct DetachArgs {
+    /// Run in the background under the daemon (started if needed) and print the container id
+    #[arg(short = 'd', long = "detach")]
+    pub detach: bool,
+
+    /// Name the container (letters, digits, `_`, `.`, `-`); default: a generated one
+    #[arg(long, value_name = "NAME", requires = "detach")]
+    pub name: Option<String>,
+
+    /// Restart policy: no, on-failure[:MAX] or always
+    #[arg(long, value_name = "POLICY", default_value = "no", requires = "detach",
+          value_parser = |s: &str| s.parse::<RestartPolicy>())]
+    pub restart: RestartPolicy,
+
+    /// Remove the container when it ends
+    #[arg(long, requires = "detach")]
+    pub rm: bool,
+
+    /// Serve a wasi:http/proxy component on ADDR (e.g. 127.0.0.1:8080), a fresh instance per request
+    #[arg(short = 'p', long = "publish", value_name = "ADDR", requires = "detach")]
+    pub publish: Option<SocketAddr>,
+
+    /// Rotate the container's log at this size (one older file is kept)
+    #[arg(long, value_name = "SIZE", default_value = "10M", value_parser = parse_size, requires = "detach")]
+    pub log_max_size: u64,
+}
+
 pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     let source = super::resolve_source_pulling(&a.source, a.pull, &a.registry)?;
     let app = source.app();
@@ -84,9 +123,67 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
             eprintln!("note: the app requests capabilities that were not granted: {}", missing.join(" "));
         }
     }
+    if a.detach.detach {
+        return detach(&a, &source, caps, &limits);
+    }
     let rt = Runtime::new(EngineOptions { fuel: limits.fuel.is_some(), pooling: false })?;
     let cache = super::compile_cache(a.no_cache)?;
     let (compiled, _) = super::compile(&rt, &source.artifact, cache.as_ref(), a.allow_precompiled)?;
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     Ok(tokio.block_on(wasmbox_engine::run(&rt, &compiled, &caps, &limits))?)
+}
+
+/// `run -d`: store the Wasm where the daemon keeps container code, then ask it to start.
+fn detach(a: &RunArgs, source: &super::Source, caps: Capabilities, limits: &Limits) -> anyhow::Result<i32> {
+    let d = &a.detach;
+    if d.rm && d.restart != RestartPolicy::No {
+        bail!("--rm and --restart {} conflict: a container that is removed when it ends cannot restart", d.restart);
+    }
+    let Some(wasm) = source.artifact.wasm() else {
+        bail!("run -d takes Wasm (a module, component, .wat or image), not a precompiled file");
+    };
+    let sha256 = wasmbox_engine::cache::hex(&sha2_digest(wasm));
+    let home = crate::home::wasmbox_home()?;
+    let path = wasmbox_host::Manager::wasm_path(&home, &sha256);
+    if !path.is_file() {
+        let dir = path.parent().expect("wasm path has a parent");
+        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+        wasmbox_engine::fs::write_atomic(&path, wasm).with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    let mut dirs = Vec::new();
+    for p in &caps.preopens {
+        let host = std::fs::canonicalize(&p.host)
+            .ok()
+            .filter(|h| h.is_dir())
+            .with_context(|| format!("--dir {}: not a directory on the host", p.host.display()))?;
+        dirs.push(DirGrant { host, guest: p.guest.clone(), read_only: p.read_only });
+    }
+    let spec = ContainerSpec {
+        name: d.name.clone(),
+        source: a.source.display().to_string(),
+        wasm_sha256: sha256,
+        args: caps.args.clone(),
+        env: caps.env.clone(),
+        dirs,
+        net_allow: caps.net.rules().iter().map(ToString::to_string).collect(),
+        memory_bytes: limits.memory_bytes,
+        timeout_ms: limits.timeout.map(|t| t.as_millis() as u64),
+        fuel: limits.fuel,
+        restart: d.restart,
+        auto_remove: d.rm,
+        log_max_bytes: d.log_max_size,
+        publish: d.publish.map(|p| p.to_string()),
+    };
+    let body = serde_json::to_vec(&spec)?;
+    let container: wasmbox_host::Container = super::block_on(async {
+        let client = crate::daemon_client::connect().await?;
+        anyhow::Ok(client.call("POST", "/v1/containers", Some(body)).await?)
+    })??;
+    println!("{}", container.id);
+    Ok(0)
+}
+
+fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }

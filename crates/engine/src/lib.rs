@@ -30,4 +30,4 @@ pub use error::{EngineError, LimitHit};
 pub use limits::Limits;
 pub use net::{NetPolicy, NetRule};
 pub use output::{GuestOutput, OutStream};
-pub use run::{RunStats, run, run_observed};
+pub use run::{RunStats, preflight, run, run_observed};

@@ -58,7 +58,13 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub fn new(limits: &Limits) -> Self {
-        MemoryLimiter { limit: limits.memory_bytes, used: 0, max_instances: limits.max_instances, hit: false, stats: None }
+        MemoryLimiter {
+            limit: limits.memory_bytes,
+            used: 0,
+            max_instances: limits.max_instances,
+            hit: false,
+            stats: None,
+        }
     }
 
     /// A limiter that also publishes the container's memory total to `stats`.

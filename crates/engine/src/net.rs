@@ -61,6 +61,23 @@ impl std::str::FromStr for NetRule {
     }
 }
 
+/// The `--net-allow` text that parses back to the same rule.
+impl std::fmt::Display for NetRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let target = match &self.target {
+            NetTarget::Host(h) => h.clone(),
+            NetTarget::Ip(ip) => ip.to_string(),
+            NetTarget::Cidr(ip, len) => format!("{ip}/{len}"),
+        };
+        let v6 = matches!(self.target, NetTarget::Ip(IpAddr::V6(_)) | NetTarget::Cidr(IpAddr::V6(_), _));
+        match self.port {
+            Some(p) if v6 => write!(f, "[{target}]:{p}"),
+            Some(p) => write!(f, "{target}:{p}"),
+            None => f.write_str(&target),
+        }
+    }
+}
+
 fn parse_ip_or_cidr(s: &str) -> Option<NetTarget> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Some(NetTarget::Ip(ip));
@@ -165,6 +182,14 @@ impl NetPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_print_as_they_parse() {
+        for spec in ["example.com:443", "10.0.0.1", "10.0.0.0/8:80", "::1", "[::1]:8080", "[fd00::/8]:53"] {
+            let rule: NetRule = spec.parse().unwrap();
+            assert_eq!(rule.to_string().parse::<NetRule>().unwrap(), rule, "{spec}");
+        }
+    }
 
     fn rule(s: &str) -> NetRule {
         s.parse().unwrap()

@@ -58,7 +58,9 @@ pub async fn run_observed(
     let running = async {
         match compiled {
             Compiled::Module(m) => run_module(rt, m, wasi, limits, stats.clone()).await,
-            Compiled::Component(c) => run_component(rt, c, wasi, Arc::new(caps.net.clone()), limits, stats.clone()).await,
+            Compiled::Component(c) => {
+                run_component(rt, c, wasi, Arc::new(caps.net.clone()), limits, stats.clone()).await
+            }
         }
     };
     CpuTimed { fut: std::pin::pin!(running), stats: &stats }.await
@@ -113,14 +115,7 @@ async fn run_module(
     stats: Arc<RunStats>,
 ) -> Result<i32, EngineError> {
     let engine = rt.engine();
-    let mut linker = wasmtime::Linker::<ModuleHost>::new(engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi).map_err(internal)?;
-    let pre = linker.instantiate_pre(module).map_err(link_error)?;
-    if module.get_export("_start").is_none() {
-        return Err(EngineError::NotRunnable(
-            "the module exports no `_start` function: it is a library, not a WASI command".into(),
-        ));
-    }
+    let pre = link_module(rt, module)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
     let mut store = Store::new(engine, ModuleHost { wasi: wasi.build_p1(), limiter });
     store.limiter(|h| &mut h.limiter);
@@ -145,15 +140,7 @@ async fn run_component(
     stats: Arc<RunStats>,
 ) -> Result<i32, EngineError> {
     let engine = rt.engine();
-    let mut linker = wasmtime::component::Linker::<ComponentHost>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(internal)?;
-    shadow_name_lookup(&mut linker).map_err(EngineError::Internal)?;
-    let pre = linker.instantiate_pre(component).map_err(link_error)?;
-    let pre = CommandPre::new(pre).map_err(|e| {
-        EngineError::NotRunnable(format!(
-            "the component does not export `wasi:cli/run`: it is not a WASI command ({e})"
-        ))
-    })?;
+    let pre = link_component(rt, component)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
     let host = ComponentHost { wasi: wasi.build(), table: ResourceTable::new(), limiter, net };
     let mut store = Store::new(engine, host);
@@ -168,6 +155,39 @@ async fn run_component(
     record_fuel(&store, limits, &stats);
     // `run` returning `err` is the component's way to say "exit code 1".
     finish(outcome.map(|r| r.map(|ok| if ok.is_ok() { 0 } else { 1 })), memory_hit, limits)
+}
+
+/// Checks that `compiled` links as a WASI command (every import provided, `_start` or
+/// `wasi:cli/run` exported) without running it: what `run` would refuse with 126.
+pub fn preflight(rt: &Runtime, compiled: &Compiled) -> Result<(), EngineError> {
+    match compiled {
+        Compiled::Module(m) => link_module(rt, m).map(drop),
+        Compiled::Component(c) => link_component(rt, c).map(drop),
+    }
+}
+
+fn link_module(rt: &Runtime, module: &Module) -> Result<wasmtime::InstancePre<ModuleHost>, EngineError> {
+    let mut linker = wasmtime::Linker::<ModuleHost>::new(rt.engine());
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi).map_err(internal)?;
+    let pre = linker.instantiate_pre(module).map_err(link_error)?;
+    if module.get_export("_start").is_none() {
+        return Err(EngineError::NotRunnable(
+            "the module exports no `_start` function: it is a library, not a WASI command".into(),
+        ));
+    }
+    Ok(pre)
+}
+
+fn link_component(rt: &Runtime, component: &Component) -> Result<CommandPre<ComponentHost>, EngineError> {
+    let mut linker = wasmtime::component::Linker::<ComponentHost>::new(rt.engine());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(internal)?;
+    shadow_name_lookup(&mut linker).map_err(EngineError::Internal)?;
+    let pre = linker.instantiate_pre(component).map_err(link_error)?;
+    CommandPre::new(pre).map_err(|e| {
+        EngineError::NotRunnable(format!(
+            "the component does not export `wasi:cli/run`: it is not a WASI command ({e})"
+        ))
+    })
 }
 
 /// Sets fuel and the epoch deadline on a fresh store.

@@ -6,8 +6,8 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::capabilities::{Capabilities, Output, Stdin};
-use crate::output::{OutStream, SinkStream};
 use crate::error::EngineError;
+use crate::output::{OutStream, SinkStream};
 
 /// Builds the WASI context builder for `caps`. The caller finishes it with `build()` for a
 /// component or `build_p1()` for a core module; nothing is granted that `caps` does not list.

@@ -57,12 +57,20 @@ impl Client {
             return unsafe_(format!("it is owned by uid {}, not by you (uid {me})", meta.uid()));
         }
         if meta.mode() & 0o077 != 0 {
-            return unsafe_(format!("its mode {:o} lets other users connect; the daemon makes it 0600", meta.mode() & 0o777));
+            return unsafe_(format!(
+                "its mode {:o} lets other users connect; the daemon makes it 0600",
+                meta.mode() & 0o777
+            ));
         }
         Ok(())
     }
 
-    pub async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<Response<Incoming>, ClientError> {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response<Incoming>, ClientError> {
         self.check_socket()?;
         let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|e| match e.kind() {
             std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound => {
@@ -71,7 +79,8 @@ impl Client {
             _ => ClientError::Transport(format!("{}: {e}", self.socket.display())),
         })?;
         let transport = |e: hyper::Error| ClientError::Transport(e.to_string());
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(transport)?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(transport)?;
         tokio::spawn(conn);
         let req = Request::builder()
             .method(method)
@@ -101,8 +110,7 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> Result<T, ClientError> {
         let resp = self.send(method, path, body).await?;
-        let bytes =
-            resp.into_body().collect().await.map_err(|e| ClientError::Transport(e.to_string()))?.to_bytes();
+        let bytes = resp.into_body().collect().await.map_err(|e| ClientError::Transport(e.to_string()))?.to_bytes();
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Transport(format!("unexpected answer: {e}")))
     }
 }

@@ -27,7 +27,13 @@ impl Manager {
         // Compile first: a container that can never start is refused, not stored.
         let compiled = self.compiled(&spec.wasm_sha256, spec.fuel.is_some())?;
         if spec.publish.is_some() && compiled.kind() != wasmbox_engine::Kind::Component {
-            return Err(HostError::NotRunnable("-p serves wasi:http components; this is a core module".into()));
+            return Err(HostError::NotRunnable(
+                "-p serves wasi:http components; this is a core module".into(),
+                Some("run it without -p".into()),
+            ));
+        }
+        if spec.publish.is_none() {
+            self.preflight(&spec.wasm_sha256, spec.fuel.is_some(), &compiled)?;
         }
         let id = self.new_id();
         let explicit = spec.name.is_some();

@@ -49,19 +49,29 @@ pub fn run(home: &Path, ready: impl FnOnce(&Path, &crate::recover::Recovered)) -
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Err(DaemonError::AlreadyRunning(home.to_path_buf()));
     }
+    // The lock file names the daemon's pid (for people and tests; the lock is what counts).
+    let _ = lock.set_len(0).and_then(|()| {
+        use std::io::Write;
+        (&lock).write_all(format!("{}\n", std::process::id()).as_bytes())
+    });
     raise_fd_limit();
     // A panic in one container's task is a wasmbox bug in that container, not the daemon's end.
     std::panic::set_hook(Box::new(|info| tracing::error!("internal error (a wasmbox bug): {info}")));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("wasmbox-daemon")
+        // Check timers and sockets between every two task polls: a spinning guest is always
+        // runnable (it yields each epoch tick), and at tokio's default (every 61 polls) the
+        // sleeping guests beside it would wake up to 61 ticks late.
+        .event_interval(1)
         .build()
         .map_err(|e| io("failed to start the runtime", e))?;
     runtime.block_on(async {
         let manager = Manager::open(home)?;
         let recovered = manager.recover()?;
         let socket = socket_path(home);
-        let listener = bind_private(&socket).map_err(|e| io(&format!("failed to listen on {}", socket.display()), e))?;
+        let listener =
+            bind_private(&socket).map_err(|e| io(&format!("failed to listen on {}", socket.display()), e))?;
         ready(&socket, &recovered);
         serve(manager.clone(), listener).await;
         shutdown(&manager).await;

@@ -60,12 +60,14 @@ impl Db {
         let conn = Connection::open(path).map_err(|e| damaged(e.to_string()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // The first read of a file that is not SQLite fails here, before anything is written.
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| damaged(e.to_string()))?;
+        let mode: String =
+            conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| damaged(e.to_string()))?;
         if mode != "wal" {
             return Err(HostError::Db(format!("{} cannot use WAL (journal mode {mode})", path.display())));
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| damaged(e.to_string()))?;
+        let check: String =
+            conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| damaged(e.to_string()))?;
         if check != "ok" {
             return Err(damaged(check));
         }
@@ -107,7 +109,7 @@ impl Db {
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Container>, HostError> {
-        Ok(self.conn.query_row(&format!("{SELECT} WHERE id = ?1"), [id], row).optional()?.transpose()?)
+        self.conn.query_row(&format!("{SELECT} WHERE id = ?1"), [id], row).optional()?.transpose()
     }
 
     pub fn list(&self) -> Result<Vec<Container>, HostError> {
@@ -154,7 +156,8 @@ impl Db {
     }
 }
 
-const SELECT: &str = "SELECT id, name, spec, status, exit_code, reason, created_ms, started_ms, finished_ms, restarts FROM containers";
+const SELECT: &str =
+    "SELECT id, name, spec, status, exit_code, reason, created_ms, started_ms, finished_ms, restarts FROM containers";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Container, HostError>> {
     let spec: String = r.get(2)?;

@@ -15,11 +15,17 @@ pub enum HostError {
     BadRequest(String),
     /// The container's code cannot be loaded or compiled.
     #[error("{0}")]
-    NotRunnable(String),
+    NotRunnable(String, Option<String>),
     #[error("state database: {0}")]
     Db(String),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<wasmbox_engine::EngineError> for HostError {
+    fn from(e: wasmbox_engine::EngineError) -> Self {
+        HostError::NotRunnable(format!("{e:#}"), e.hint())
+    }
 }
 
 impl From<rusqlite::Error> for HostError {
@@ -45,7 +51,7 @@ impl HostError {
             HostError::Ambiguous(..) => "ambiguous",
             HostError::Conflict(_) => "conflict",
             HostError::BadRequest(_) => "bad_request",
-            HostError::NotRunnable(_) => "not_runnable",
+            HostError::NotRunnable(..) => "not_runnable",
             HostError::Db(_) => "db",
             HostError::Internal(_) => "internal",
         }
@@ -56,7 +62,7 @@ impl HostError {
             HostError::NotFound(_) => 404,
             HostError::Ambiguous(..) | HostError::BadRequest(_) => 400,
             HostError::Conflict(_) => 409,
-            HostError::NotRunnable(_) => 422,
+            HostError::NotRunnable(..) => 422,
             HostError::Db(_) | HostError::Internal(_) => 500,
         }
     }
@@ -65,6 +71,7 @@ impl HostError {
         match self {
             HostError::NotFound(_) => Some("list containers with `wasmbox ps -a`".into()),
             HostError::Ambiguous(..) => Some("give more characters of the id, or the name".into()),
+            HostError::NotRunnable(_, hint) => hint.clone(),
             HostError::Db(m) if m.contains("full") => Some("free disk space under $WASMBOX_HOME and retry".into()),
             _ => None,
         }

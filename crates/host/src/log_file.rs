@@ -79,7 +79,13 @@ pub fn read_tail(dir: &Path, tail: Option<usize>) -> std::io::Result<Vec<u8>> {
     let Some(n) = tail else { return Ok(all) };
     // Count newlines back from the end; a last line without its newline counts as a line.
     let body = all.strip_suffix(b"\n").unwrap_or(&all);
-    let start = body.iter().rev().enumerate().filter(|(_, b)| **b == b'\n').nth(n.saturating_sub(1)).map(|(i, _)| body.len() - i);
+    let start = body
+        .iter()
+        .rev()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n.saturating_sub(1))
+        .map(|(i, _)| body.len() - i);
     Ok(match (n, start) {
         (0, _) => Vec::new(),
         (_, Some(s)) => all[s..].to_vec(),

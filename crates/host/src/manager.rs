@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use wasmbox_engine::{Compiled, CompileCache, EngineOptions, RunStats, Runtime};
+use wasmbox_engine::{CompileCache, Compiled, EngineOptions, RunStats, Runtime};
 
 use crate::db::{Container, Db};
 use crate::error::HostError;
@@ -57,6 +57,8 @@ pub struct Manager {
     fuel: Runtime,
     cache: CompileCache,
     compiled: Mutex<HashMap<(String, bool), Compiled>>,
+    /// Code that passed [`Manager::preflight`].
+    linked: Mutex<std::collections::HashSet<(String, bool)>>,
     pub(crate) live: Mutex<HashMap<String, Live>>,
     pub(crate) shutting_down: AtomicBool,
     counter: AtomicU64,
@@ -70,9 +72,8 @@ impl Manager {
         std::fs::create_dir_all(home.join("containers/wasm"))
             .map_err(|e| HostError::Internal(format!("failed to create {}: {e}", home.join("containers").display())))?;
         let db = Db::open(&home.join("wasmbox.db"))?;
-        let runtime = |fuel| {
-            Runtime::new(EngineOptions { fuel, pooling: false }).map_err(|e| HostError::Internal(e.to_string()))
-        };
+        let runtime =
+            |fuel| Runtime::new(EngineOptions { fuel, pooling: false }).map_err(|e| HostError::Internal(e.to_string()));
         let (plain, fuel) = (runtime(false)?, runtime(true)?);
         // Every live guest yields on each tick, so a guest in a tight loop never holds a
         // worker thread longer than a tick.
@@ -84,6 +85,7 @@ impl Manager {
             fuel,
             cache: CompileCache::new(&home.join("cache")),
             compiled: Mutex::new(HashMap::new()),
+            linked: Mutex::new(Default::default()),
             live: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             counter: AtomicU64::new(0),
@@ -114,11 +116,22 @@ impl Manager {
             return Ok(c.clone());
         }
         let path = Self::wasm_path(&self.home, sha256);
-        let artifact = wasmbox_engine::artifact::load(&path).map_err(|e| HostError::NotRunnable(format!("{e:#}")))?;
-        let (compiled, _) = wasmbox_engine::compile(self.runtime(fuel), &artifact, Some(&self.cache), false)
-            .map_err(|e| HostError::NotRunnable(format!("{e:#}")))?;
+        let artifact = wasmbox_engine::artifact::load(&path)?;
+        let (compiled, _) = wasmbox_engine::compile(self.runtime(fuel), &artifact, Some(&self.cache), false)?;
         self.compiled.lock().unwrap_or_else(|e| e.into_inner()).insert(key, compiled.clone());
         Ok(compiled)
+    }
+
+    /// Checks once per code and engine that `compiled` links as a WASI command: a missing
+    /// import would fail every start, so it is refused before anything is stored.
+    pub(crate) fn preflight(&self, sha256: &str, fuel: bool, compiled: &Compiled) -> Result<(), HostError> {
+        let key = (sha256.to_string(), fuel);
+        if self.linked.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+            return Ok(());
+        }
+        wasmbox_engine::preflight(self.runtime(fuel), compiled)?;
+        self.linked.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+        Ok(())
     }
 
     /// Finds a container by exact name or unique id prefix.

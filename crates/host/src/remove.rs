@@ -27,10 +27,10 @@ impl Manager {
     pub(crate) fn remove_stored(&self, id: &str) -> Result<(), HostError> {
         self.db().remove(id)?;
         let dir = self.container_dir(id);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!("failed to delete {}: {e}", dir.display());
-            }
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("failed to delete {}: {e}", dir.display());
         }
         Ok(())
     }

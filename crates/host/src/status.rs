@@ -51,7 +51,11 @@ impl Status {
         use Status::*;
         matches!(
             (self, next),
-            (Created, Running) | (Running, Exited) | (Running, Restarting) | (Restarting, Running) | (Restarting, Exited)
+            (Created, Running)
+                | (Running, Exited)
+                | (Running, Restarting)
+                | (Restarting, Running)
+                | (Restarting, Exited)
                 | (Exited, Running)
         )
     }

@@ -51,10 +51,10 @@ impl Manager {
         };
         let Some((end, mut ended, user_stopped)) = live else { return Ok(()) };
         user_stopped.store(true, Ordering::Relaxed);
-        if let Some(grace) = grace {
-            if tokio::time::timeout(grace, ended.wait_for(|e| *e)).await.is_ok() {
-                return Ok(());
-            }
+        if let Some(grace) = grace
+            && tokio::time::timeout(grace, ended.wait_for(|e| *e)).await.is_ok()
+        {
+            return Ok(());
         }
         let request = if grace.is_some() { EndRequest::Stop } else { EndRequest::Kill };
         let _ = end.send(Some(request));

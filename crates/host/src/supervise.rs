@@ -34,13 +34,8 @@ impl Manager {
         let user_stopped = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(Arc::new(RunStats::default())));
         let started = Arc::new(Mutex::new(Instant::now()));
-        let live = Live {
-            end,
-            ended,
-            user_stopped: user_stopped.clone(),
-            stats: stats.clone(),
-            started: started.clone(),
-        };
+        let live =
+            Live { end, ended, user_stopped: user_stopped.clone(), stats: stats.clone(), started: started.clone() };
         self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(c.id.clone(), live);
         let me = self.clone();
         let c = c.clone();

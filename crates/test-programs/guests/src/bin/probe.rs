@@ -75,6 +75,30 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_millis(a(2).parse().unwrap_or(1000)));
             Ok(String::new())
         }
+        "tick" => {
+            // `tick N MS`: print `tick I` N times (0: forever), MS ms apart.
+            let (n, ms) = (a(2).parse::<u64>().unwrap_or(0), a(3).parse().unwrap_or(100));
+            let mut i = 0;
+            while n == 0 || i < n {
+                println!("tick {i}");
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                i += 1;
+            }
+            Ok(String::new())
+        }
+        "flood" => (|| {
+            // `flood MIB`: write MIB mebibytes of numbered lines to stdout.
+            let mib: usize = a(2).parse().unwrap_or(1);
+            let mut out = std::io::stdout().lock();
+            let (mut written, mut i) = (0, 0u64);
+            while written < mib << 20 {
+                let line = format!("flood line {i:012} ................................................\n");
+                out.write_all(line.as_bytes())?;
+                written += line.len();
+                i += 1;
+            }
+            Ok(String::new())
+        })(),
         "panic" => panic!("probe was asked to panic"),
         "random-bytes" => random_bytes(a(2).parse().unwrap_or(16)),
         other => {

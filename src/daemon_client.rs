@@ -1,0 +1,101 @@
+//! The CLI's way to the daemon: connect to `$WASMBOX_HOME/wasmbox.sock`, starting the daemon in
+//! the background first when none is running (and saying so once, on stderr).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use wasmbox_host::api::Ping;
+use wasmbox_host::{Client, ClientError};
+
+use crate::home::wasmbox_home;
+
+/// How long a freshly spawned daemon has to open its socket.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A client for a running daemon, starting one if needed.
+pub async fn connect() -> anyhow::Result<Client> {
+    let home = wasmbox_home()?;
+    let client = Client::new(&wasmbox_host::daemon::socket_path(&home));
+    match client.call::<Ping>("GET", "/v1/ping", None).await {
+        Ok(_) => return Ok(client),
+        Err(ClientError::NotRunning(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let child = spawn_daemon(&home)?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        match client.call::<Ping>("GET", "/v1/ping", None).await {
+            Ok(ping) => {
+                if ping.pid == child {
+                    eprintln!(
+                        "wasmbox: started the daemon in the background (pid {child}; log: {})",
+                        home.join("daemon.log").display()
+                    );
+                }
+                return Ok(client);
+            }
+            Err(ClientError::NotRunning(_)) if Instant::now() < deadline => {}
+            Err(ClientError::NotRunning(why)) => {
+                bail!("the daemon did not start within {START_TIMEOUT:?} ({why}){}", last_log_line(&home))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(status) = exited(child) {
+            // Another CLI's daemon may have won the lock: keep waiting for its socket then.
+            let why = last_log_line(&home);
+            if !why.contains("already running") {
+                bail!("the daemon exited at start ({status}){why}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Connects only if a daemon is already running (commands that must not start one).
+pub async fn connect_existing() -> anyhow::Result<Option<Client>> {
+    let home = wasmbox_home()?;
+    let client = Client::new(&wasmbox_host::daemon::socket_path(&home));
+    match client.call::<Ping>("GET", "/v1/ping", None).await {
+        Ok(_) => Ok(Some(client)),
+        Err(ClientError::NotRunning(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn spawn_daemon(home: &Path) -> anyhow::Result<u32> {
+    std::fs::create_dir_all(home).with_context(|| format!("failed to create {}", home.display()))?;
+    let log_path = home.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("failed to open {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("cannot find the wasmbox executable")?;
+    use std::os::unix::process::CommandExt;
+    let child = std::process::Command::new(exe)
+        .arg("daemon")
+        .env("WASMBOX_HOME", home)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: Ctrl-C in this terminal must not reach the daemon.
+        .process_group(0)
+        .spawn()
+        .context("failed to start the wasmbox daemon")?;
+    Ok(child.id())
+}
+
+/// `Some` once the process has exited (it is our child, so this also reaps it).
+fn exited(pid: u32) -> Option<String> {
+    let mut status = 0;
+    // SAFETY: waitpid on our own child with a valid status pointer; WNOHANG never blocks.
+    let r = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
+    (r == pid as i32).then(|| format!("status {status}"))
+}
+
+fn last_log_line(home: &Path) -> String {
+    let text = std::fs::read_to_string(home.join("daemon.log")).unwrap_or_default();
+    text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(": {l}")).unwrap_or_default()
+}

@@ -1,0 +1,397 @@
+//! The container daemon: `run -d`, `ps`, `logs`, `stop`, `kill`, `rm`, `restart`, `inspect`,
+//! `stats` against a real daemon process (auto-started by the CLI) with a real SQLite state,
+//! including `kill -9` of the daemon and damaged state (SECURITY-CASES E28–E30).
+
+mod common;
+use common::registry::http;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A home whose daemon (started by the first command that needs it) is killed on drop.
+struct DaemonHome {
+    home: Home,
+}
+
+impl DaemonHome {
+    fn new() -> DaemonHome {
+        DaemonHome { home: Home::new() }
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        self.home.run(args)
+    }
+
+    fn path(&self) -> &Path {
+        self.home.path()
+    }
+
+    fn daemon_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.path().join("wasmbox.lock")).ok()?.trim().parse().ok()
+    }
+
+    fn kill_daemon(&self) {
+        if let Some(pid) = self.daemon_pid() {
+            // SAFETY: sending SIGKILL to a pid we read from our own test home's lock file.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // Wait until it is gone, so the next command starts a fresh one.
+            let end = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < end && unsafe { libc::kill(pid, 0) } == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// `run -d ARGS`, returning the id.
+    fn detach(&self, args: &[&str]) -> String {
+        let mut all = vec!["run", "-d"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        out.code(0);
+        let id = out.stdout.trim().to_string();
+        assert_eq!(id.len(), 64, "an id: {out:?}");
+        id
+    }
+
+    fn inspect(&self, name: &str) -> serde_json::Value {
+        let out = self.run(&["inspect", "--json", name]);
+        out.code(0);
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
+    fn status(&self, name: &str) -> String {
+        self.inspect(name)["status"].as_str().unwrap().to_string()
+    }
+
+    /// Polls `f` until it is true or `secs` pass.
+    fn wait(&self, secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}; daemon log:\n{}", self.daemon_log());
+    }
+
+    fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    fn logs(&self, name: &str) -> String {
+        let out = self.run(&["logs", name]);
+        out.code(0);
+        out.stdout
+    }
+}
+
+impl Drop for DaemonHome {
+    fn drop(&mut self) {
+        self.kill_daemon();
+    }
+}
+
+fn idle() -> String {
+    wat("idle")
+}
+
+#[test]
+fn lifecycle_round_trip() {
+    let h = DaemonHome::new();
+    let out = h.run(&["run", "-d", "--name", "web", PROBE_MODULE, "tick", "0", "50"]);
+    out.code(0);
+    assert!(out.stderr.contains("started the daemon"), "auto-start is announced: {out:?}");
+    let id = out.stdout.trim().to_string();
+    let second = h.run(&["ps"]);
+    second.code(0).stdout_has("web").stdout_has(&id[..12]).stdout_has("Up ");
+    assert!(!second.stderr.contains("started the daemon"), "announced once only");
+    h.wait(10, "output", || h.logs("web").contains("tick 2"));
+
+    h.run(&["stop", "-t", "0", "web"]).code(0).stdout_has("web");
+    assert_eq!(h.status("web"), "exited");
+    assert_eq!(h.inspect("web")["reason"], "stopped");
+    assert!(!h.run(&["ps"]).stdout.contains("web"), "ps lists running containers only");
+    h.run(&["ps", "-a"]).code(0).stdout_has("web").stdout_has("Exited (137)");
+    let before = h.logs("web");
+
+    h.run(&["start", "web"]).code(0);
+    assert_eq!(h.status("web"), "running");
+    h.wait(10, "output after start", || h.logs("web").len() > before.len());
+    h.run(&["restart", "-t", "0", "web"]).code(0);
+    let c = h.inspect("web");
+    assert_eq!((c["status"].as_str(), c["restarts"].as_u64()), (Some("running"), Some(1)));
+
+    h.run(&["kill", "web"]).code(0);
+    assert_eq!(h.inspect("web")["reason"], "killed");
+    h.run(&["kill", "web"]).code(1).stderr_has("not running");
+    h.run(&["rm", "web"]).code(0).stdout_has("web");
+    h.run(&["ps", "-a"]).code(0);
+    assert!(!h.run(&["ps", "-a"]).stdout.contains("web"));
+    assert!(!h.path().join("containers").join(&id).exists(), "rm deletes the container directory");
+    h.run(&["logs", "web"]).code(1).stderr_has("no such container: web").stderr_has("hint:");
+}
+
+#[test]
+fn names_and_id_prefixes() {
+    let h = DaemonHome::new();
+    let a = h.detach(&[&idle()]);
+    let b = h.detach(&["--name", "named", &idle()]);
+    assert_ne!(a, b);
+    let generated = h.inspect(&a[..8])["name"].as_str().unwrap().to_string();
+    assert!(generated.contains('_'), "a docker-style generated name: {generated}");
+    assert_eq!(h.inspect(&generated)["id"], a.as_str());
+    assert_eq!(h.inspect("named")["id"], b.as_str());
+    assert_eq!(h.inspect(&b)["name"], "named", "the whole id works too");
+    h.run(&["run", "-d", "--name", "named", &idle()]).code(1).stderr_has("already in use");
+    h.run(&["run", "-d", "--name", "bad/name", &idle()]).code(1).stderr_has("invalid container name");
+    h.run(&["stop", "nope"]).code(1).stderr_has("no such container: nope");
+    h.run(&["rm", &a[..6]]).code(1).stderr_has("is running").stderr_has("rm -f");
+    h.run(&["rm", "-f", &a[..6], "named"]).code(0);
+    assert_eq!(h.run(&["ps", "-a", "-q"]).stdout.trim(), "");
+}
+
+#[test]
+fn on_failure_restarts_exactly_max_times() {
+    let h = DaemonHome::new();
+    h.detach(&["--name", "failing", "--restart", "on-failure:3", PROBE_MODULE, "exit", "1"]);
+    h.wait(20, "the container to give up", || h.status("failing") == "exited");
+    let c = h.inspect("failing");
+    assert_eq!(c["restarts"], 3, "{c}");
+    assert_eq!(c["exit_code"], 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(h.inspect("failing")["restarts"], 3, "no restart after the last");
+    // A clean exit under on-failure is not restarted.
+    h.detach(&["--name", "clean", "--restart", "on-failure", PROBE_MODULE, "hello"]);
+    h.wait(10, "exit", || h.status("clean") == "exited");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(h.inspect("clean")["restarts"], 0);
+}
+
+#[test]
+fn always_survives_a_daemon_kill() {
+    let h = DaemonHome::new();
+    h.detach(&["--name", "keeper", "--restart", "always", PROBE_MODULE, "tick", "0", "50"]);
+    h.detach(&["--name", "plain", PROBE_MODULE, "tick", "0", "50"]);
+    h.wait(10, "output", || h.logs("keeper").contains("tick 3"));
+    let first = h.daemon_pid().unwrap();
+    h.kill_daemon();
+    // The next command starts a new daemon, which recovers the state.
+    let ps = h.run(&["ps", "-a"]);
+    ps.code(0);
+    assert_ne!(h.daemon_pid(), Some(first));
+    let keeper = h.inspect("keeper");
+    assert_eq!((keeper["status"].as_str(), keeper["restarts"].as_u64()), (Some("running"), Some(1)), "{keeper}");
+    let plain = h.inspect("plain");
+    assert_eq!((plain["status"].as_str(), plain["reason"].as_str()), (Some("exited"), Some("daemon stopped")));
+    let log = h.logs("keeper");
+    assert!(log.starts_with("tick 0\ntick 1\ntick 2\ntick 3"), "logs from before the kill are kept: {log}");
+    h.wait(10, "output from the restarted run", || h.logs("keeper").matches("tick 0").count() == 2);
+}
+
+#[test]
+fn logs_follow_streams_new_lines_and_tail_limits() {
+    let h = DaemonHome::new();
+    h.detach(&["--name", "ticker", PROBE_MODULE, "tick", "8", "150"]);
+    let mut child = h.home.cmd().args(["logs", "-f", "ticker"]).stdout(Stdio::piped()).spawn().unwrap();
+    let reader = BufReader::new(child.stdout.take().unwrap());
+    let started = Instant::now();
+    let lines: Vec<String> = reader.lines().map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert_eq!(lines.iter().filter(|l| l.starts_with("tick ")).count(), 8, "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("ok"));
+    assert!(started.elapsed() > Duration::from_millis(500), "it followed the guest, not a snapshot");
+    assert!(started.elapsed() < Duration::from_secs(15), "it ended with the container");
+    h.run(&["logs", "--tail", "2", "ticker"]).code(0);
+    assert_eq!(h.run(&["logs", "--tail", "2", "ticker"]).stdout, "tick 7\nok\n");
+    h.run(&["logs", "--tail", "x", "ticker"]).code(125).stderr_has("invalid --tail");
+}
+
+#[test]
+fn a_flooding_guest_hits_the_log_cap() {
+    let h = DaemonHome::new();
+    let id = h.detach(&["--name", "flood", "--log-max-size", "64K", PROBE_MODULE, "flood", "8"]);
+    h.wait(60, "the flood to end", || h.status("flood") == "exited");
+    assert_eq!(h.inspect("flood")["exit_code"], 0);
+    let dir = h.path().join("containers").join(&id);
+    for name in ["log", "log.1"] {
+        let len = std::fs::metadata(dir.join(name)).unwrap().len();
+        assert!(len <= 64 * 1024, "{name} is {len} bytes, over the 64K cap");
+    }
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "one rotated file only: {names:?}");
+    let tail = h.run(&["logs", "-n", "1", "flood"]);
+    assert_eq!(tail.stdout, "ok\n");
+}
+
+#[test]
+fn twenty_concurrent_run_d_share_one_daemon() {
+    let h = DaemonHome::new();
+    let idle = idle();
+    let children: Vec<_> = (0..20)
+        .map(|_| h.home.cmd().args(["run", "-d", &idle]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .collect();
+    let outs: Vec<Out> = children.into_iter().map(|c| Out::from(c.wait_with_output().unwrap())).collect();
+    let mut ids: Vec<String> = outs.iter().map(|o| o.code(0).stdout.trim().to_string()).collect();
+    let announced = outs.iter().filter(|o| o.stderr.contains("started the daemon")).count();
+    assert_eq!(announced, 1, "one daemon started, announced once: {outs:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "distinct ids");
+    let ps = h.run(&["ps", "-q"]);
+    assert_eq!(ps.stdout.lines().count(), 20, "{ps:?}");
+    // 20 ids over 16 hex digits: some first digit is shared, so that 1-digit prefix is ambiguous.
+    let shared = ids.windows(2).find(|w| w[0][..1] == w[1][..1]).map(|w| w[0][..1].to_string()).unwrap();
+    h.run(&["inspect", &shared]).code(1).stderr_has("ambiguous");
+}
+
+#[test]
+fn a_spinning_guest_does_not_stop_anothers_output() {
+    let h = DaemonHome::new();
+    for _ in 0..3 {
+        h.detach(&[&wat("loop")]);
+    }
+    h.detach(&["--name", "ticker", PROBE_MODULE, "tick", "0", "20"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = h.logs("ticker").lines().count();
+    std::thread::sleep(Duration::from_secs(1));
+    let after = h.logs("ticker").lines().count();
+    assert!(
+        after >= before + 20,
+        "the ticker (50 lines/s alone) kept printing beside 3 spinning guests: {before} -> {after}"
+    );
+    let stats = h.run(&["stats", "--no-stream", "--json"]);
+    let stats: serde_json::Value = serde_json::from_str(&stats.code(0).stdout).unwrap();
+    let spinning = stats.as_array().unwrap().iter().filter(|s| s["cpu_ms"].as_u64().unwrap() > 100).count();
+    assert!(spinning >= 3, "the spinners show CPU time: {stats}");
+}
+
+#[test]
+fn stats_report_memory_fuel_and_uptime() {
+    let h = DaemonHome::new();
+    h.detach(&["--name", "metered", "--fuel", "100000000000", PROBE_MODULE, "tick", "0", "20"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = h.run(&["stats", "--no-stream", "--json", "metered"]);
+    let s: serde_json::Value = serde_json::from_str(&out.code(0).stdout).unwrap();
+    let s = &s[0];
+    assert!(s["memory_bytes"].as_u64().unwrap() >= 64 * 1024, "{s}");
+    assert!(s["fuel_used"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["uptime_ms"].as_u64().unwrap() >= 400, "{s}");
+    h.run(&["stats", "--no-stream", "metered"]).code(0).stdout_has("metered").stdout_has("CPU TIME");
+}
+
+#[test]
+fn detached_http_component_serves_until_stopped() {
+    let h = DaemonHome::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    h.detach(&["--name", "web", "-p", &addr, HTTP_HELLO_COMPONENT]);
+    let mut got = None;
+    h.wait(20, "the server", || {
+        got = http(&addr, "GET", "/", None, &[]).ok();
+        got.is_some()
+    });
+    let r = got.unwrap();
+    assert_eq!(r.status, 200);
+    h.run(&["stop", "-t", "1", "web"]).code(0);
+    assert!(http(&addr, "GET", "/", None, &[]).is_err(), "the port is closed after stop");
+    h.run(&["run", "-d", "-p", &addr, PROBE_MODULE]).code(126).stderr_has("core module");
+}
+
+#[test]
+fn bad_input_is_refused_clearly() {
+    let h = DaemonHome::new();
+    h.run(&["run", "-d", "--restart", "sometimes", &idle()]).code(125).stderr_has("invalid --restart");
+    h.run(&["run", "-d", "--rm", "--restart", "always", &idle()]).code(125).stderr_has("conflict");
+    h.run(&["run", "--name", "x", &idle()]).code(125).stderr_has("--detach");
+    h.run(&["run", "-d", "/no/such.wasm"]).code(127);
+    h.run(&["run", "-d", &wat("missing-import")]).code(126).stderr_has("acme");
+    assert_eq!(h.run(&["ps", "-a", "-q"]).stdout, "", "nothing stored for refused requests");
+    h.run(&["run", "-d", "-v", "/no/such/dir", &idle()]).code(125).stderr_has("not a directory");
+}
+
+#[test]
+fn rm_flag_removes_a_container_when_it_ends() {
+    let h = DaemonHome::new();
+    let id = h.detach(&["--rm", PROBE_MODULE, "hello"]);
+    h.wait(10, "auto-removal", || h.run(&["ps", "-a", "-q"]).stdout.is_empty());
+    assert!(!h.path().join("containers").join(id).exists());
+}
+
+#[test]
+fn a_socket_others_can_use_is_refused() {
+    let h = DaemonHome::new();
+    h.detach(&[&idle()]);
+    let socket = h.path().join("wasmbox.sock");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    h.run(&["ps"]).code(125).stderr_has("refusing to use").stderr_has("666");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).unwrap();
+    h.run(&["ps"]).code(0);
+}
+
+/// E30: a damaged database is a clean error, quickly — never a panic, a hang or a rebuild that
+/// silently drops containers.
+#[test]
+fn a_corrupt_database_is_a_clean_error() {
+    let h = DaemonHome::new();
+    std::fs::create_dir_all(h.path()).unwrap();
+    std::fs::write(h.path().join("wasmbox.db"), vec![0x5a; 8192]).unwrap();
+    let started = Instant::now();
+    let out = h.run(&["ps"]);
+    out.code(125).stderr_has("damaged").no_panic();
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(std::fs::read(h.path().join("wasmbox.db")).unwrap(), vec![0x5a; 8192], "the file is left as it was");
+}
+
+/// E28: `kill -9` of the daemon while requests are in flight: every acknowledged `run -d` and
+/// `rm` holds afterwards, and the database and the container directories agree.
+#[test]
+fn kill_9_during_requests_keeps_every_acknowledged_operation() {
+    let h = DaemonHome::new();
+    let idle = idle();
+    let mut acknowledged = Vec::new();
+    let mut removed = Vec::new();
+    for round in 0..4 {
+        let children: Vec<_> = (0..6)
+            .map(|_| {
+                h.home.cmd().args(["run", "-d", &idle]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+            })
+            .collect();
+        // Kill the daemon while those requests are being served (at a varying point).
+        std::thread::sleep(Duration::from_millis(30 * round));
+        h.kill_daemon();
+        for c in children {
+            let out = Out::from(c.wait_with_output().unwrap());
+            if out.code == 0 {
+                acknowledged.push(out.stdout.trim().to_string());
+            }
+        }
+        if let Some(id) = acknowledged.iter().find(|id| !removed.contains(*id)).cloned()
+            && h.run(&["rm", "-f", &id]).code == 0
+        {
+            removed.push(id);
+        }
+    }
+    let ps = h.run(&["ps", "-a", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&ps.code(0).stdout).unwrap();
+    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    for id in &acknowledged {
+        assert_eq!(ids.contains(&id.as_str()), !removed.contains(id), "acknowledged {id}");
+    }
+    let dirs: Vec<String> = std::fs::read_dir(h.path().join("containers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.len() == 64)
+        .collect();
+    for id in &ids {
+        assert!(dirs.contains(&id.to_string()), "container {id} has its directory");
+    }
+    for dir in &dirs {
+        assert!(ids.contains(&dir.as_str()), "no orphan directory {dir}");
+    }
+}
