@@ -395,3 +395,49 @@ fn kill_9_during_requests_keeps_every_acknowledged_operation() {
         assert!(ids.contains(&dir.as_str()), "no orphan directory {dir}");
     }
 }
+
+/// E29: writes fail (here: a file-size limit on the daemon makes every write past 256 KiB fail
+/// with EFBIG, as a full disk would): requests fail with a clear error, nothing acknowledged is
+/// lost, nothing unacknowledged appears, and it works again once writes can succeed.
+#[test]
+fn failing_writes_fail_requests_cleanly_and_recover() {
+    let h = DaemonHome::new();
+    let mut daemon = std::process::Command::new("prlimit")
+        .arg("--fsize=262144:unlimited")
+        .arg(env!("CARGO_BIN_EXE_wasmbox"))
+        .arg("daemon")
+        .env("WASMBOX_HOME", h.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    h.wait(20, "the daemon", || h.path().join("wasmbox.sock").exists());
+    let idle = idle();
+    let mut acknowledged = Vec::new();
+    let mut failure = None;
+    for _ in 0..400 {
+        let out = h.run(&["run", "-d", &idle]);
+        if out.code == 0 {
+            acknowledged.push(out.stdout.trim().to_string());
+        } else {
+            failure = Some(out);
+            break;
+        }
+    }
+    let failure = failure.expect("writes past the limit must fail");
+    failure.code(125).no_panic();
+    assert_eq!(failure.stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{failure:?}");
+    assert!(failure.stderr.contains("state database"), "{failure:?}");
+    assert!(failure.stderr.contains("hint: nothing was changed"), "{failure:?}");
+    let ids = h.run(&["ps", "-a", "-q"]);
+    assert_eq!(ids.code(0).stdout.lines().count(), acknowledged.len(), "exactly the acknowledged containers");
+    // Lift the limit: the same daemon works again.
+    let lifted = std::process::Command::new("prlimit")
+        .args(["--pid", &daemon.id().to_string(), "--fsize=unlimited:unlimited"])
+        .status()
+        .unwrap();
+    assert!(lifted.success());
+    h.run(&["run", "-d", "--name", "after", &idle]).code(0);
+    assert_eq!(h.run(&["ps", "-a", "-q"]).stdout.lines().count(), acknowledged.len() + 1);
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}

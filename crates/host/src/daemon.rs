@@ -55,6 +55,9 @@ pub fn run(home: &Path, ready: impl FnOnce(&Path, &crate::recover::Recovered)) -
         (&lock).write_all(format!("{}\n", std::process::id()).as_bytes())
     });
     raise_fd_limit();
+    // A full disk or a file-size limit must fail the write (EFBIG), not kill the daemon.
+    // SAFETY: setting a signal disposition to "ignore" has no preconditions.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     // A panic in one container's task is a wasmbox bug in that container, not the daemon's end.
     std::panic::set_hook(Box::new(|info| tracing::error!("internal error (a wasmbox bug): {info}")));
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -72,7 +72,9 @@ impl HostError {
             HostError::NotFound(_) => Some("list containers with `wasmbox ps -a`".into()),
             HostError::Ambiguous(..) => Some("give more characters of the id, or the name".into()),
             HostError::NotRunnable(_, hint) => hint.clone(),
-            HostError::Db(m) if m.contains("full") => Some("free disk space under $WASMBOX_HOME and retry".into()),
+            HostError::Db(m) if m.contains("full") || m.contains("I/O") => {
+                Some("nothing was changed; check free space and the file system under $WASMBOX_HOME, then retry".into())
+            }
             _ => None,
         }
     }
