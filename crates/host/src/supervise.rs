@@ -41,8 +41,14 @@ impl Manager {
         let c = c.clone();
         tokio::spawn(async move {
             let id = c.id.clone();
+            let token = user_stopped.clone();
             me.supervise(c, compiled, end_rx, user_stopped, stats, started).await;
-            me.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            // A `start` right after the end may already have put a new supervisor in the map.
+            let mut live = me.live.lock().unwrap_or_else(|e| e.into_inner());
+            if live.get(&id).is_some_and(|l| Arc::ptr_eq(&l.user_stopped, &token)) {
+                live.remove(&id);
+            }
+            drop(live);
             let _ = ended_tx.send(true);
         });
     }
