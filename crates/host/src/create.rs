@@ -55,10 +55,17 @@ impl Manager {
             restarts: 0,
         };
         let mut inserted = self.db().insert_running(&c);
-        if inserted.is_err() && !explicit {
-            // A generated name collided: make it unique with the id.
-            c.name = format!("{}_{}", c.name, &id[..6]);
-            inserted = self.db().insert_running(&c);
+        if !explicit {
+            // A generated name collided: make it unique with more and more of the id (the
+            // name came from its first four digits, the suffix adds the next ones).
+            let base = c.name.clone();
+            for end in [10, 16, 64] {
+                if !matches!(inserted, Err(HostError::Conflict(_))) {
+                    break;
+                }
+                c.name = format!("{base}_{}", &id[4..end]);
+                inserted = self.db().insert_running(&c);
+            }
         }
         if let Err(e) = inserted {
             let _ = std::fs::remove_dir_all(&dir);
