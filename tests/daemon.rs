@@ -332,6 +332,36 @@ fn a_socket_others_can_use_is_refused() {
     h.run(&["ps"]).code(125).stderr_has("refusing to use").stderr_has("666");
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).unwrap();
     h.run(&["ps"]).code(0);
+    // As root, the other half of the check can be shown too: a socket someone else owns.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&socket, Some(65534), None).unwrap();
+        h.run(&["ps"]).code(125).stderr_has("owned by uid 65534");
+        std::os::unix::fs::chown(&socket, Some(0), None).unwrap();
+        h.run(&["ps"]).code(0);
+    }
+}
+
+#[test]
+fn a_trap_or_limit_ends_that_container_only() {
+    let h = DaemonHome::new();
+    h.detach(&["--name", "ticker", PROBE_MODULE, "tick", "0", "20"]);
+    h.detach(&["--name", "trap", &wat("unreachable")]);
+    h.detach(&["--name", "bomb", "-m", "8M", PROBE_MODULE, "alloc-bomb"]);
+    h.detach(&["--name", "late", "--timeout", "300ms", &wat("loop")]);
+    h.wait(20, "all three to end", || ["trap", "bomb", "late"].iter().all(|n| h.status(n) == "exited"));
+    let trap = h.inspect("trap");
+    assert_eq!(trap["exit_code"], 134, "{trap}");
+    assert!(trap["reason"].as_str().unwrap().contains("unreachable"), "{trap}");
+    let bomb = h.inspect("bomb");
+    assert_eq!(bomb["exit_code"], 137, "{bomb}");
+    assert!(bomb["reason"].as_str().unwrap().contains("memory"), "{bomb}");
+    let late = h.inspect("late");
+    assert_eq!(late["exit_code"], 137, "{late}");
+    assert!(late["reason"].as_str().unwrap().contains("timeout of 300ms"), "{late}");
+    assert_eq!(h.status("ticker"), "running");
+    let before = h.logs("ticker").len();
+    h.wait(10, "the neighbour to keep printing", || h.logs("ticker").len() > before);
+    h.run(&["ps", "-a"]).code(0).stdout_has("Exited (134)").stdout_has("Exited (137)");
 }
 
 /// E30: a damaged database is a clean error, quickly — never a panic, a hang or a rebuild that
