@@ -296,6 +296,9 @@ fn detached_http_component_serves_until_stopped() {
     });
     let r = got.unwrap();
     assert_eq!(r.status, 200);
+    // The server's lines and the access log go to the container's log.
+    h.wait(10, "the access log", || h.logs("web").contains("GET / 200"));
+    assert!(h.logs("web").starts_with(&format!("Serving HTTP on http://{addr}/")));
     h.run(&["stop", "-t", "1", "web"]).code(0);
     assert!(http(&addr, "GET", "/", None, &[]).is_err(), "the port is closed after stop");
     h.run(&["run", "-d", "-p", &addr, PROBE_MODULE]).code(126).stderr_has("core module");
@@ -307,6 +310,7 @@ fn bad_input_is_refused_clearly() {
     h.run(&["run", "-d", "--restart", "sometimes", &idle()]).code(125).stderr_has("invalid --restart");
     h.run(&["run", "-d", "--rm", "--restart", "always", &idle()]).code(125).stderr_has("conflict");
     h.run(&["run", "--name", "x", &idle()]).code(125).stderr_has("--detach");
+    h.run(&["run", "-d", "--http-allow", "example.com", &idle()]).code(125).stderr_has("--publish");
     h.run(&["run", "-d", "/no/such.wasm"]).code(127);
     h.run(&["run", "-d", &wat("missing-import")]).code(126).stderr_has("acme");
     assert_eq!(h.run(&["ps", "-a", "-q"]).stdout, "", "nothing stored for refused requests");

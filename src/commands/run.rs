@@ -94,6 +94,11 @@ pub struct DetachArgs {
     #[arg(short = 'p', long = "publish", value_name = "ADDR", requires = "detach")]
     pub publish: Option<SocketAddr>,
 
+    /// With -p: allow outbound wasi:http requests to HOST[:PORT] (as `serve --http-allow`)
+    #[arg(long = "http-allow", value_name = "HOST[:PORT]", requires = "publish",
+          value_parser = |s: &str| s.parse::<wasmbox_engine::http::HttpRule>().map(|_| s.to_string()))]
+    pub http_allow: Vec<String>,
+
     /// Rotate the container's log at this size (one older file is kept)
     #[arg(long, value_name = "SIZE", default_value = "10M", value_parser = parse_size, requires = "detach")]
     pub log_max_size: u64,
@@ -173,6 +178,7 @@ fn detach(a: &RunArgs, source: &super::Source, caps: Capabilities, limits: &Limi
         auto_remove: d.rm,
         log_max_bytes: d.log_max_size,
         publish: d.publish.map(|p| p.to_string()),
+        http_allow: d.http_allow.clone(),
     };
     let body = serde_json::to_vec(&spec)?;
     let container: wasmbox_host::Container = super::block_on(async {

@@ -145,6 +145,7 @@ pub fn exec(a: ServeArgs) -> anyhow::Result<i32> {
         log_format: a.log_format,
         metrics: a.metrics,
         workers: a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1),
+        log_to: wasmbox_http::LogTarget::Stderr,
     };
     // Deadlines are checked on epoch ticks for as long as the server runs.
     let _ticker = rt.start_ticker();

@@ -6,9 +6,9 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use wasmbox_engine::http::{HttpAllow, HttpHandler};
-use wasmbox_engine::{Capabilities, Compiled, EngineError, Runtime};
-use wasmbox_http::{LogFormat, Route, Router, ServeOptions};
+use wasmbox_engine::http::{HttpAllow, HttpHandler, HttpRule};
+use wasmbox_engine::{Capabilities, Compiled, EngineError, GuestOutput, Runtime};
+use wasmbox_http::{LogFormat, LogTarget, Route, Router, ServeOptions};
 
 use crate::manager::EndRequest;
 use crate::spec::ContainerSpec;
@@ -16,11 +16,13 @@ use crate::spec::ContainerSpec;
 /// Per-request deadline when the container has no --timeout (as `wasmbox serve`).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Serves until an end is requested; the access log goes to the container's log.
 pub(crate) async fn serve(
     rt: Runtime,
     compiled: Compiled,
     spec: ContainerSpec,
     caps: Capabilities,
+    log: Arc<dyn GuestOutput>,
     mut end: watch::Receiver<Option<EndRequest>>,
 ) -> Result<i32, EngineError> {
     let Compiled::Component(component) = compiled else {
@@ -35,7 +37,8 @@ pub(crate) async fn serve(
     let mut limits = spec.limits();
     limits.timeout = limits.timeout.or(Some(REQUEST_TIMEOUT));
     let live = Arc::new(AtomicUsize::new(0));
-    let handler = HttpHandler::new(&rt, &component, caps, HttpAllow::new(Vec::new()), limits, live.clone())?;
+    let rules = spec.http_allow.iter().filter_map(|r| r.parse::<HttpRule>().ok()).collect();
+    let handler = HttpHandler::new(&rt, &component, caps, HttpAllow::new(rules), limits, live.clone())?;
     let options = ServeOptions {
         listen,
         max_concurrency: 64,
@@ -50,6 +53,7 @@ pub(crate) async fn serve(
         log_format: LogFormat::Text,
         metrics: None,
         workers: 1,
+        log_to: LogTarget::Sink(log),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

@@ -90,6 +90,9 @@ pub struct ContainerSpec {
     /// Serve this `wasi:http/proxy` component on this address instead of running a command.
     #[serde(default)]
     pub publish: Option<String>,
+    /// `--http-allow` rules (outbound wasi:http of a `publish` container), as typed.
+    #[serde(default)]
+    pub http_allow: Vec<String>,
 }
 
 impl ContainerSpec {
@@ -114,6 +117,9 @@ impl ContainerSpec {
         }
         if self.log_max_bytes < 4096 {
             return bad("--log-max-size must be at least 4K".into());
+        }
+        for r in &self.http_allow {
+            r.parse::<wasmbox_engine::http::HttpRule>().map_err(HostError::BadRequest)?;
         }
         if let Some(p) = &self.publish {
             p.parse::<std::net::SocketAddr>().map_err(|e| HostError::BadRequest(format!("invalid -p `{p}`: {e}")))?;

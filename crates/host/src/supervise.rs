@@ -132,14 +132,14 @@ impl Manager {
         end: &mut watch::Receiver<Option<EndRequest>>,
     ) -> Ended {
         let rt = self.runtime(c.spec.fuel.is_some()).clone();
-        let caps = c.spec.capabilities(Output::Sink(log));
+        let caps = c.spec.capabilities(Output::Sink(log.clone()));
         let limits = c.spec.limits();
         let compiled = compiled.clone();
         let serving = c.spec.publish.is_some();
         let mut task = if serving {
             let shutdown = end.clone();
             let spec = c.spec.clone();
-            tokio::spawn(async move { crate::publish::serve(rt, compiled, spec, caps, shutdown).await })
+            tokio::spawn(async move { crate::publish::serve(rt, compiled, spec, caps, log, shutdown).await })
         } else {
             tokio::spawn(async move { wasmbox_engine::run_observed(&rt, &compiled, &caps, &limits, stats).await })
         };

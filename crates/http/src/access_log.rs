@@ -1,4 +1,4 @@
-//! The access log: one line per request on stderr, written once the response body has been
+//! The access log: one line per request on stderr (or a container's log), written once the response body has been
 //! sent and the instance has ended, so it can say how long both took.
 //!
 //! Lines go through a bounded channel to one writer thread that writes whatever has queued up
@@ -6,6 +6,7 @@
 //! blocked stderr can never stall a request (lines beyond the queue are dropped and counted).
 
 use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,6 +19,40 @@ enum Message {
     Flush(SyncSender<()>),
 }
 
+/// Where the server's own lines (the listening address, the access log) go.
+#[derive(Clone, Default)]
+pub enum LogTarget {
+    #[default]
+    Stderr,
+    /// A detached container's log (the daemon serves `run -d -p` apps).
+    Sink(Arc<dyn wasmbox_engine::GuestOutput>),
+}
+
+impl LogTarget {
+    pub fn write(&self, bytes: &[u8]) {
+        match self {
+            LogTarget::Stderr => {
+                let _ = std::io::stderr().lock().write_all(bytes);
+            }
+            LogTarget::Sink(sink) => sink.write(wasmbox_engine::OutStream::Stderr, bytes),
+        }
+    }
+
+    /// One line (a newline is added).
+    pub fn line(&self, text: &str) {
+        self.write(format!("{text}\n").as_bytes());
+    }
+}
+
+impl std::fmt::Debug for LogTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogTarget::Stderr => "Stderr",
+            LogTarget::Sink(_) => "Sink",
+        })
+    }
+}
+
 pub struct Logger {
     format: LogFormat,
     sender: SyncSender<Message>,
@@ -26,11 +61,11 @@ pub struct Logger {
 
 impl Logger {
     /// Starts the writer thread.
-    pub fn start(format: LogFormat) -> Logger {
+    pub fn start(format: LogFormat, target: LogTarget) -> Logger {
         let (sender, receiver) = sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("wasmbox-access-log".into())
-            .spawn(move || write_lines(receiver))
+            .spawn(move || write_lines(receiver, target))
             .expect("spawn the access-log thread");
         Logger { format, sender, dropped: AtomicU64::new(0) }
     }
@@ -57,7 +92,7 @@ impl Logger {
     }
 }
 
-fn write_lines(receiver: Receiver<Message>) {
+fn write_lines(receiver: Receiver<Message>, target: LogTarget) {
     let mut buf = String::new();
     while let Ok(first) = receiver.recv() {
         let mut acks = Vec::new();
@@ -67,7 +102,7 @@ fn write_lines(receiver: Receiver<Message>) {
                 Message::Flush(ack) => acks.push(ack),
             }
         }
-        let _ = std::io::stderr().lock().write_all(buf.as_bytes());
+        target.write(buf.as_bytes());
         buf.clear();
         for ack in acks {
             let _ = ack.send(());

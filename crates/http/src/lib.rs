@@ -11,6 +11,6 @@ mod router;
 mod server;
 mod tracked;
 
-pub use access_log::LogFormat;
+pub use access_log::{LogFormat, LogTarget};
 pub use router::{Route, Router};
 pub use server::{ServeOptions, serve};

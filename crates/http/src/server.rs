@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmbox_engine::http::{BodyLimits, Handled, HttpFailure, InstanceDone, Outcome, ResponseBody, text_response};
 
-use crate::access_log::{Entry, LogFormat, Logger};
+use crate::access_log::{Entry, LogFormat, LogTarget, Logger};
 use crate::metrics::{Metrics, serve_metrics};
 use crate::router::Router;
 use crate::tracked::Tracked;
@@ -55,6 +55,8 @@ pub struct ServeOptions {
     pub metrics: Option<SocketAddr>,
     /// Worker threads, each with its own single-threaded runtime.
     pub workers: usize,
+    /// Where the access log and the server's own messages go.
+    pub log_to: LogTarget,
 }
 
 struct State {
@@ -110,11 +112,12 @@ async fn accept_loop(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(options.listen).await?;
-    eprintln!("Serving HTTP on http://{}/", listener.local_addr()?);
+    let say = options.log_to.clone();
+    say.line(&format!("Serving HTTP on http://{}/", listener.local_addr()?));
     let metrics = Arc::new(Metrics::new(live));
     if let Some(addr) = options.metrics {
         let metrics_listener = TcpListener::bind(addr).await?;
-        eprintln!("Metrics on http://{}/metrics", metrics_listener.local_addr()?);
+        say.line(&format!("Metrics on http://{}/metrics", metrics_listener.local_addr()?));
         tokio::spawn(serve_metrics(metrics_listener, metrics.clone()));
     }
     let connections = Arc::new(Semaphore::new(options.max_connections));
@@ -123,7 +126,7 @@ async fn accept_loop(
         slots: Arc::new(Semaphore::new(options.max_concurrency)),
         waiting: AtomicUsize::new(0),
         metrics,
-        log: Logger::start(options.log_format),
+        log: Logger::start(options.log_format, options.log_to.clone()),
         options,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -161,7 +164,7 @@ async fn accept_loop(
     }
     drop(listener);
     let timeout = state.options.shutdown_timeout;
-    eprintln!("shutting down: finishing in-flight requests (up to {timeout:?})");
+    say.line(&format!("shutting down: finishing in-flight requests (up to {timeout:?})"));
     let drained = async {
         graceful.shutdown().await;
         // Connections are closed; wait for their instances to end and be logged.
@@ -169,7 +172,7 @@ async fn accept_loop(
         let _ = state.slots.acquire_many(all).await;
     };
     if tokio::time::timeout(timeout, drained).await.is_err() {
-        eprintln!("shutdown timeout reached; closing the remaining connections");
+        say.line("shutdown timeout reached; closing the remaining connections");
     }
     state.log.flush();
     Ok(())
