@@ -475,3 +475,27 @@ fn failing_writes_fail_requests_cleanly_and_recover() {
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }
+
+#[test]
+fn recovery_removes_orphans_and_old_unused_wasm_only() {
+    let h = DaemonHome::new();
+    let id = h.detach(&[&idle()]);
+    let wasm_dir = h.path().join("containers/wasm");
+    let used: Vec<_> = std::fs::read_dir(&wasm_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(used.len(), 1);
+    let (old, fresh) =
+        (wasm_dir.join(format!("{}.wasm", "a".repeat(64))), wasm_dir.join(format!("{}.wasm", "b".repeat(64))));
+    std::fs::write(&old, b"\0asm").unwrap();
+    std::fs::write(&fresh, b"\0asm").unwrap();
+    let touched = std::process::Command::new("touch").args(["-d", "2 hours ago"]).arg(&old).arg(&used[0]).status();
+    assert!(touched.unwrap().success());
+    let orphan = h.path().join("containers").join("c".repeat(64));
+    std::fs::create_dir_all(&orphan).unwrap();
+    h.kill_daemon();
+    h.run(&["ps", "-a"]).code(0);
+    assert!(!old.exists(), "unused and old: removed");
+    assert!(fresh.exists(), "unused but fresh (a CLI may be about to use it): kept");
+    assert!(used[0].exists(), "used by a container: kept however old");
+    assert!(!orphan.exists(), "a directory without a row: removed");
+    assert!(h.path().join("containers").join(id).exists());
+}

@@ -1,7 +1,9 @@
 //! `recover`: make the state consistent when the daemon starts. Containers the database says
 //! were running were stopped with the previous daemon (crash, `kill -9` or shutdown): they are
 //! recorded as exited with reason "daemon stopped", then started again when their restart
-//! policy says so. Container directories without a database row are deleted.
+//! policy says so. Container directories without a database row are deleted, and so is stored
+//! Wasm no container uses any more (if older than an hour: a CLI may have just stored it for a
+//! container it is about to create).
 
 use std::sync::Arc;
 
@@ -18,7 +20,11 @@ pub struct Recovered {
     pub marked_exited: usize,
     pub restarted: usize,
     pub orphans_removed: usize,
+    pub wasm_removed: usize,
 }
+
+/// Stored Wasm younger than this is kept even when no container uses it.
+const WASM_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Manager {
     /// Must run inside the tokio runtime that runs the containers.
@@ -56,6 +62,25 @@ impl Manager {
                 }
             }
         }
+        report.wasm_removed = self.remove_unused_wasm(&all);
         Ok(report)
+    }
+
+    fn remove_unused_wasm(&self, all: &[crate::db::Container]) -> usize {
+        let used: std::collections::HashSet<String> =
+            all.iter().map(|c| format!("{}.wasm", c.spec.wasm_sha256)).collect();
+        let Ok(entries) = std::fs::read_dir(self.home.join("containers/wasm")) else { return 0 };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if !used.contains(&name)
+                && old.is_some_and(|age| age > WASM_GRACE)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
     }
 }
