@@ -16,13 +16,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A client for a running daemon, starting one if needed.
 pub async fn connect() -> anyhow::Result<Client> {
+    if let Some(client) = connect_existing().await? {
+        return Ok(client);
+    }
     let home = wasmbox_home()?;
     let client = Client::new(&wasmbox_host::daemon::socket_path(&home));
-    match client.call::<Ping>("GET", "/v1/ping", None).await {
-        Ok(_) => return Ok(client),
-        Err(ClientError::NotRunning(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
     let child = spawn_daemon(&home)?;
     let deadline = Instant::now() + START_TIMEOUT;
     loop {

@@ -43,15 +43,13 @@ pub fn exec(a: ImagesArgs) -> anyhow::Result<i32> {
     println!("{:<40} {:<16} {:<19} {:>10}", "REPOSITORY", "TAG", "DIGEST", "SIZE");
     for r in rows {
         let digest = r.digest.strip_prefix("sha256:").unwrap_or(&r.digest);
-        println!("{:<40} {:<16} {:<19} {:>10}", r.repository, r.tag, &digest[..12.min(digest.len())], human(r.size));
+        println!(
+            "{:<40} {:<16} {:<19} {:>10}",
+            r.repository,
+            r.tag,
+            &digest[..12.min(digest.len())],
+            super::human_size(r.size)
+        );
     }
     Ok(0)
-}
-
-fn human(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 20 => format!("{:.1}MB", b as f64 / (1 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1}kB", b as f64 / (1 << 10) as f64),
-        b => format!("{b}B"),
-    }
 }

@@ -56,6 +56,15 @@ pub fn registry_client(reference: &Reference, insecure: bool) -> anyhow::Result<
     Ok(Registry::new(reference, insecure, credentials))
 }
 
+/// A size for a listing column, docker's way: `1.5MB`, `64.0kB`, `512B`.
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1}MB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1}kB", b as f64 / (1 << 10) as f64),
+        b => format!("{b}B"),
+    }
+}
+
 /// Runs a future to completion on a fresh single-threaded runtime.
 pub fn block_on<F: Future>(fut: F) -> anyhow::Result<F::Output> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(fut))

@@ -68,19 +68,11 @@ fn print(stats: &[Stats], json: bool, clear: bool) -> anyhow::Result<()> {
             &s.id[..12],
             s.name,
             format!("{:.3}s", s.cpu_ms as f64 / 1000.0),
-            human_bytes(s.memory_bytes),
+            super::human_size(s.memory_bytes),
             s.fuel_used.map(|f| f.to_string()).unwrap_or_else(|| "-".into()),
             format!("{}s", s.uptime_ms / 1000),
             s.restarts
         );
     }
     Ok(())
-}
-
-fn human_bytes(n: u64) -> String {
-    match n {
-        0..1024 => format!("{n}B"),
-        1024..1_048_576 => format!("{:.1}KiB", n as f64 / 1024.0),
-        _ => format!("{:.1}MiB", n as f64 / 1_048_576.0),
-    }
 }

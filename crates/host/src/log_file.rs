@@ -106,7 +106,8 @@ pub fn read_from(dir: &Path, offset: u64) -> std::io::Result<(Vec<u8>, u64)> {
     f.seek(SeekFrom::Start(from))?;
     let mut buf = Vec::new();
     f.take(1 << 20).read_to_end(&mut buf)?;
-    Ok((buf.clone(), from + buf.len() as u64))
+    let next = from + buf.len() as u64;
+    Ok((buf, next))
 }
 
 /// Current length of `log` (where `logs -f` starts after printing the tail).
