@@ -24,6 +24,16 @@ impl Compiled {
         }
     }
 
+    /// True for a component that exports `wasi:http/incoming-handler`: it is served, not run.
+    pub fn is_http_proxy(&self, rt: &Runtime) -> bool {
+        match self {
+            Compiled::Component(c) => {
+                c.component_type().exports(rt.engine()).any(|(name, _)| name.starts_with("wasi:http/incoming-handler"))
+            }
+            Compiled::Module(_) => false,
+        }
+    }
+
     /// wasmtime's serialized form (what the cache and `wasmbox compile` store).
     pub fn serialize(&self) -> Result<Vec<u8>, EngineError> {
         match self {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use wasmbox_engine::http::{HttpAllow, HttpHandler, HttpRule};
 use wasmbox_engine::{Capabilities, Compiled, EngineError, GuestOutput, Runtime};
-use wasmbox_http::{LogFormat, LogTarget, Route, Router, ServeOptions};
+use wasmbox_http::{LogTarget, Route, Router, ServeOptions};
 
 use crate::manager::EndRequest;
 use crate::spec::ContainerSpec;
@@ -39,22 +39,7 @@ pub(crate) async fn serve(
     let live = Arc::new(AtomicUsize::new(0));
     let rules = spec.http_allow.iter().filter_map(|r| r.parse::<HttpRule>().ok()).collect();
     let handler = HttpHandler::new(&rt, &component, caps, HttpAllow::new(rules), limits, live.clone())?;
-    let options = ServeOptions {
-        listen,
-        max_concurrency: 64,
-        queue: 256,
-        queue_timeout: Duration::from_secs(10),
-        max_body: 10 << 20,
-        body_idle_timeout: Duration::from_secs(10),
-        max_header_bytes: 64 << 10,
-        header_timeout: Duration::from_secs(5),
-        max_connections: 1024,
-        shutdown_timeout: Duration::from_secs(5),
-        log_format: LogFormat::Text,
-        metrics: None,
-        workers: 1,
-        log_to: LogTarget::Sink(log),
-    };
+    let options = ServeOptions::for_app(listen, LogTarget::Sink(log));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = end.wait_for(Option::is_some).await;

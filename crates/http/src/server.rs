@@ -59,6 +59,29 @@ pub struct ServeOptions {
     pub log_to: LogTarget,
 }
 
+impl ServeOptions {
+    /// The settings for serving one app inside a container (a detached `run -d -p` container,
+    /// a containerd task): one worker, 64 requests at once, `wasmbox serve`'s other defaults.
+    pub fn for_app(listen: SocketAddr, log_to: LogTarget) -> ServeOptions {
+        ServeOptions {
+            listen,
+            max_concurrency: 64,
+            queue: 256,
+            queue_timeout: Duration::from_secs(10),
+            max_body: 10 << 20,
+            body_idle_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 << 10,
+            header_timeout: Duration::from_secs(5),
+            max_connections: 1024,
+            shutdown_timeout: Duration::from_secs(5),
+            log_format: LogFormat::Text,
+            metrics: None,
+            workers: 1,
+            log_to,
+        }
+    }
+}
+
 struct State {
     router: Router,
     options: ServeOptions,

@@ -1,0 +1,51 @@
+//! `compiler`: precompiles an image's Wasm layers once per node (runwasi's `Compiler`).
+//!
+//! runwasi stores what `compile` returns in containerd's content store, labelled with
+//! `cache_key`, and hands it back as a layer marked `precompiled` on later starts. The bytes are
+//! wasmbox's compile-cache entries, so the key is the engine's compatibility digest, as in the
+//! compile cache of `wasmbox run`.
+
+use std::path::Path;
+
+use containerd_shim_wasm::sandbox::context::WasmLayer;
+use containerd_shim_wasm::shim::Compiler;
+use wasmbox_engine::{EngineError, Runtime, artifact, cache};
+
+pub struct WasmboxCompiler {
+    rt: Runtime,
+}
+
+impl WasmboxCompiler {
+    pub fn new() -> Result<Self, EngineError> {
+        Ok(WasmboxCompiler { rt: crate::runtime()? })
+    }
+}
+
+impl Compiler for WasmboxCompiler {
+    fn cache_key(&self) -> impl std::hash::Hash {
+        cache::hex(&self.rt.compat_digest())
+    }
+
+    async fn compile(&self, layers: &[WasmLayer]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+        let rt = self.rt.clone();
+        let layers = layers.to_vec();
+        // Compiling is CPU work; keep it off the shim's async threads.
+        tokio::task::spawn_blocking(move || layers.iter().map(|l| precompile(&rt, l)).collect()).await?
+    }
+}
+
+/// One layer's compile-cache entry; `None` for a layer there is nothing to compile in.
+pub fn precompile(rt: &Runtime, layer: &WasmLayer) -> anyhow::Result<Option<Vec<u8>>> {
+    if layer.precompiled {
+        return Ok(None);
+    }
+    let name = layer.config.digest().to_string();
+    let artifact = artifact::from_bytes(Path::new(&name), layer.layer.clone())?;
+    // Only Wasm is compiled: native code that arrived in an image is never trusted.
+    if artifact.wasm().is_none() {
+        return Ok(None);
+    }
+    let (compiled, _) = wasmbox_engine::compile(rt, &artifact, None, false)?;
+    log::info!("precompiled layer {name} ({} bytes of Wasm)", layer.layer.len());
+    Ok(Some(cache::encode_entry(compiled.kind(), &compiled.serialize()?)))
+}

@@ -1,0 +1,199 @@
+//! `sandbox`: runs one container's Wasm (runwasi's `Sandbox`), inside the youki container.
+//!
+//! The guest gets exactly the plan (see `plan`): the spec's bind mounts as directory grants at
+//! their destinations (`ro` stays read-only), the spec's env minus the plan entry, no network
+//! unless an annotation grants it, and the spec's memory limit as its Wasm memory limit.
+//! stdout and stderr are this process's, which runwasi connected to containerd's pipes. A
+//! `wasi:http/proxy` component is served instead of run. Failures print one line to the
+//! container's stderr and end with wasmbox's exit codes (125 wasmbox failed, 126 cannot run,
+//! 127 not found, 134 trap, 137 limit).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use containerd_shim_wasm::sandbox::Sandbox;
+use containerd_shim_wasm::sandbox::context::{RuntimeContext, Source};
+use wasmbox_engine::http::{HttpAllow, HttpHandler, HttpRule};
+use wasmbox_engine::limits::Limits;
+use wasmbox_engine::{
+    Capabilities, Compiled, EngineError, LimitHit, NetPolicy, NetRule, Output, Preopen, Runtime, Stdin, artifact,
+};
+use wasmbox_http::{LogTarget, Route, Router, ServeOptions};
+
+use crate::plan::{DEFAULT_HTTP_LISTEN, HTTP_ALLOW, HTTP_LISTEN, HTTP_LISTEN_ENV, NET_ALLOW, Plan};
+
+#[derive(Default)]
+pub struct WasmboxSandbox;
+
+/// Why a container could not run: one line for its stderr, and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    fn config(message: String) -> Failure {
+        Failure { code: 125, message, hint: None }
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Failure {
+        // The CLI's hints name CLI flags; in a pod the knob is the spec.
+        let hint = match &e {
+            EngineError::Limit(LimitHit::Memory(_)) => {
+                Some("raise the container's memory limit (resources.limits.memory, ctr --memory-limit)".into())
+            }
+            EngineError::NotFound { .. } => Some("the image's entrypoint must name a .wasm file in the image".into()),
+            EngineError::PrecompiledNotAllowed { .. } => Some(
+                "images carry Wasm; the shim precompiles it itself and never runs native code from an image".into(),
+            ),
+            _ => e.hint(),
+        };
+        Failure { code: e.exit_code(), message: e.to_string(), hint }
+    }
+}
+
+impl Sandbox for WasmboxSandbox {
+    async fn run_wasi(&self, ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
+        let entrypoint = ctx.entrypoint();
+        let (plan, env) = Plan::take_from_env(ctx.envs());
+        let code = match read_source(&entrypoint.source, &entrypoint.func) {
+            Ok((path, bytes, precompiled)) => {
+                let job = Job { plan, env, args: ctx.args().to_vec(), path, bytes, precompiled };
+                // The engine and the HTTP server bring their own tokio runtimes; a thread of
+                // its own keeps them clear of runwasi's.
+                std::thread::spawn(move || job.run()).join().unwrap_or_else(|_| {
+                    Err(Failure::config("the Wasm runner panicked (a wasmbox bug; see the shim log)".into()))
+                })
+            }
+            Err(f) => Err(f),
+        };
+        Ok(match code {
+            Ok(code) => code,
+            Err(f) => {
+                eprintln!("wasmbox: {}", f.message);
+                if let Some(hint) = f.hint {
+                    eprintln!("hint: {hint}");
+                }
+                f.code
+            }
+        })
+    }
+}
+
+/// The module's bytes, a name for messages, and whether runwasi says they are precompiled.
+fn read_source(source: &Source<'_>, func: &str) -> Result<(PathBuf, Vec<u8>, bool), Failure> {
+    if func != "_start" {
+        return Err(Failure {
+            code: 126,
+            message: format!(
+                "entrypoint function `{func}`: wasmbox runs a module's _start or a component's wasi:cli/run"
+            ),
+            hint: Some("drop the `#function` suffix from the entrypoint".into()),
+        });
+    }
+    let path = match source {
+        Source::File(p) => p.clone(),
+        Source::Oci(_) => PathBuf::from("image layer"),
+    };
+    let precompiled = source.is_precompiled().map_err(|e| Failure { code: 126, message: e.to_string(), hint: None })?;
+    let bytes = source.as_bytes().map_err(|e| Failure {
+        code: if matches!(source, Source::File(_)) { 127 } else { 126 },
+        message: format!("{}: {e}", path.display()),
+        hint: Some("the image's entrypoint must name a .wasm file in the image".into()),
+    })?;
+    Ok((path, bytes.into_owned(), precompiled))
+}
+
+struct Job {
+    plan: Result<Plan, String>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    path: PathBuf,
+    bytes: Vec<u8>,
+    precompiled: bool,
+}
+
+impl Job {
+    fn run(self) -> Result<i32, Failure> {
+        let plan = self.plan.map_err(Failure::config)?;
+        for skipped in &plan.skipped {
+            log::info!("mount not granted: {skipped}");
+        }
+        let rt = crate::runtime()?;
+        let artifact = artifact::from_bytes(&self.path, self.bytes)?;
+        // Precompiled code is loaded only when runwasi took it from its own precompile label.
+        let (compiled, how) = wasmbox_engine::compile(&rt, &artifact, None, self.precompiled)?;
+        log::info!("{} ready ({how:?})", self.path.display());
+        let listen = http_listen(&plan, &self.env)?;
+        let caps = capabilities(&plan, self.env, self.args)?;
+        let limits = Limits { memory_bytes: plan.memory_limit.unwrap_or(Limits::DEFAULT_MEMORY), ..Limits::default() };
+        if compiled.is_http_proxy(&rt) {
+            return serve(&rt, compiled, caps, &plan, limits, listen);
+        }
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::config(format!("cannot start a runtime: {e}")))?;
+        Ok(tokio.block_on(wasmbox_engine::run(&rt, &compiled, &caps, &limits))?)
+    }
+}
+
+fn capabilities(plan: &Plan, env: Vec<(String, String)>, args: Vec<String>) -> Result<Capabilities, Failure> {
+    let preopens = plan
+        .dirs
+        .iter()
+        .map(|d| Preopen { host: PathBuf::from(&d.path), guest: d.path.clone(), read_only: d.read_only })
+        .collect();
+    let rules = plan
+        .net_allow
+        .iter()
+        .map(|r| r.parse::<NetRule>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::config(format!("annotation {NET_ALLOW}: {e}")))?;
+    Ok(Capabilities { preopens, env, args, net: NetPolicy::new(rules), stdin: Stdin::Inherit, output: Output::Inherit })
+}
+
+/// The annotation, else the env var, else every address of the pod network on 8080.
+fn http_listen(plan: &Plan, env: &[(String, String)]) -> Result<SocketAddr, Failure> {
+    let from_env = env.iter().find(|(k, _)| k == HTTP_LISTEN_ENV).map(|(_, v)| (HTTP_LISTEN_ENV, v.as_str()));
+    let (origin, addr) = plan
+        .http_listen
+        .as_deref()
+        .map(|a| (HTTP_LISTEN, a))
+        .or(from_env)
+        .unwrap_or(("the default", DEFAULT_HTTP_LISTEN));
+    addr.parse().map_err(|e| Failure::config(format!("{origin}: `{addr}` is not an ADDRESS:PORT ({e})")))
+}
+
+/// Serves a `wasi:http/proxy` component, a fresh instance per request, until the task is killed.
+fn serve(
+    rt: &Runtime,
+    compiled: Compiled,
+    caps: Capabilities,
+    plan: &Plan,
+    limits: Limits,
+    listen: SocketAddr,
+) -> Result<i32, Failure> {
+    let Compiled::Component(component) = compiled else {
+        unreachable!("only components are HTTP proxies");
+    };
+    let rules = plan
+        .http_allow
+        .iter()
+        .map(|r| r.parse::<HttpRule>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::config(format!("annotation {HTTP_ALLOW}: {e}")))?;
+    let live = Arc::new(AtomicUsize::new(0));
+    let handler = HttpHandler::new(rt, &component, caps, HttpAllow::new(rules), limits, live.clone())?;
+    let router = Router::new(vec![Route { prefix: "/".into(), handler }]);
+    let _ticker = rt.start_ticker();
+    wasmbox_http::serve(router, live, ServeOptions::for_app(listen, LogTarget::Stderr), std::future::pending())
+        .map_err(|e| Failure::config(format!("cannot serve HTTP on {listen}: {e}")))?;
+    Ok(0)
+}
