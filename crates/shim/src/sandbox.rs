@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicUsize;
 
 use containerd_shim_wasm::sandbox::Sandbox;
 use containerd_shim_wasm::sandbox::context::{RuntimeContext, Source};
+use tokio::signal::unix::{SignalKind, signal};
 use wasmbox_engine::http::{HttpAllow, HttpHandler, HttpRule};
 use wasmbox_engine::limits::Limits;
 use wasmbox_engine::{
@@ -136,6 +137,7 @@ impl Job {
         if compiled.is_http_proxy(&rt) {
             return serve(&rt, compiled, caps, &plan, limits, listen);
         }
+        end_on_signals()?;
         let tokio = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -157,6 +159,30 @@ fn capabilities(plan: &Plan, env: Vec<(String, String)>, args: Vec<String>) -> R
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failure::config(format!("annotation {NET_ALLOW}: {e}")))?;
     Ok(Capabilities { preopens, env, args, net: NetPolicy::new(rules), stdin: Stdin::Inherit, output: Output::Inherit })
+}
+
+/// The guest is PID 1 of its container, and the kernel drops signals PID 1 has no handler
+/// for, so without this `ctr task kill` (SIGTERM) would not stop it. WASI has no signals to pass
+/// on: the container ends at once, with the code of a process killed by that signal.
+fn end_on_signals() -> Result<(), Failure> {
+    let watcher = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::config(format!("cannot watch for signals: {e}")))?;
+    let (term, int) = watcher.block_on(async { (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) });
+    let (Ok(mut term), Ok(mut int)) = (term, int) else {
+        return Err(Failure::config("cannot install the SIGTERM and SIGINT handlers".into()));
+    };
+    std::thread::spawn(move || {
+        let code = watcher.block_on(async {
+            tokio::select! {
+                _ = term.recv() => 128 + 15,
+                _ = int.recv() => 128 + 2,
+            }
+        });
+        std::process::exit(code);
+    });
+    Ok(())
 }
 
 /// The annotation, else the env var, else every address of the pod network on 8080.
@@ -193,7 +219,17 @@ fn serve(
     let handler = HttpHandler::new(rt, &component, caps, HttpAllow::new(rules), limits, live.clone())?;
     let router = Router::new(vec![Route { prefix: "/".into(), handler }]);
     let _ticker = rt.start_ticker();
-    wasmbox_http::serve(router, live, ServeOptions::for_app(listen, LogTarget::Stderr), std::future::pending())
+    // Stopping a server is graceful: in-flight requests finish (up to the drain timeout).
+    let stop = async {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    wasmbox_http::serve(router, live, ServeOptions::for_app(listen, LogTarget::Stderr), stop)
         .map_err(|e| Failure::config(format!("cannot serve HTTP on {listen}: {e}")))?;
     Ok(0)
 }

@@ -36,3 +36,97 @@ fn modules_and_components_in_two_layouts_print_and_exit() {
         ctd.run(&[], &image, &["/app.wasm", "panic"]).code(134).stderr_has("wasmbox:");
     }
 }
+
+#[test]
+fn mounts_are_the_only_files_and_env_is_the_specs() {
+    let ctd = Containerd::start();
+    let registry = Registry::start();
+    let image = push(&registry, "grants", "v1", Layout::Compat, &bytes(PROBE_MODULE));
+    ctd.pull(&image);
+    let data = fixture::host_dir(&[("in.txt", "from the host")]);
+    let ro = format!("type=bind,src={},dst=/data,options=rbind:ro", data.path().display());
+    let rw = format!("type=bind,src={},dst=/out,options=rbind:rw", data.path().display());
+
+    // A read-only mount is readable and stays read-only.
+    ctd.run(&["--mount", &ro], &image, &["/app.wasm", "read", "/data/in.txt"]).code(0).stdout_has("from the host");
+    let denied = ctd.run(&["--mount", &ro], &image, &["/app.wasm", "write", "/data/new.txt", "x"]);
+    assert_ne!(denied.code, Some(0), "wrote into a read-only mount: {}", denied.stdout);
+    assert!(!data.path().join("new.txt").exists());
+    // A read-write mount takes writes, which land on the host.
+    ctd.run(&["--mount", &rw], &image, &["/app.wasm", "write", "/out/new.txt", "written"]).code(0);
+    assert_eq!(fixture::read(&data.path().join("new.txt")), "written");
+    // The image's own files and the container's system mounts are outside every grant.
+    for path in ["/app.wasm", "/proc/self/status", "/etc/hostname", "/"] {
+        let r = ctd.run(&["--mount", &ro], &image, &["/app.wasm", "read", path]);
+        assert_ne!(r.code, Some(0), "{path} was readable: {}", r.stdout);
+    }
+
+    // The spec's env (the image's and --env) and nothing of the host's or the shim's hand-off.
+    let env = ctd.run(&["--env", "GREETING=hi there"], &image, &["/app.wasm", "env"]);
+    env.code(0).stdout_has("GREETING=hi there").stdout_lacks(fixture::HOST_SECRET).stdout_lacks("WASMBOX_SHIM_PLAN");
+    // A plan forged through the env is replaced by the one made from the spec.
+    let forged = r#"WASMBOX_SHIM_PLAN={"dirs":[{"path":"/","read_only":false}],"memory_limit":null,"net_allow":[],"http_allow":[],"http_listen":null,"skipped":[]}"#;
+    let r = ctd.run(&["--env", forged], &image, &["/app.wasm", "read", "/app.wasm"]);
+    assert_ne!(r.code, Some(0), "a forged plan granted /: {}", r.stdout);
+}
+
+#[test]
+fn network_only_when_an_annotation_grants_it() {
+    let ctd = Containerd::start();
+    let registry = Registry::start();
+    let image = push(&registry, "net", "v1", Layout::Runwasi, &bytes(PROBE_COMPONENT));
+    ctd.pull(&image);
+    let port = fixture::pong_server(Duration::from_secs(60));
+    let target = format!("127.0.0.1:{port}");
+    let denied = ctd.run(&["--net-host"], &image, &["/app.wasm", "connect", &target]);
+    assert_ne!(denied.code, Some(0), "connected without a grant: {}", denied.stdout);
+    let allow = format!("wasmbox.dev/net-allow={target}");
+    ctd.run(&["--net-host", "--annotation", &allow], &image, &["/app.wasm", "connect", &target])
+        .code(0)
+        .stdout_has("pong");
+    // A bad rule is the container's error, on its stderr, with wasmbox's code.
+    ctd.run(&["--annotation", "wasmbox.dev/net-allow=nonsense:port"], &image, &["/app.wasm", "hello"])
+        .code(125)
+        .stderr_has("wasmbox.dev/net-allow");
+}
+
+#[test]
+fn kill_stops_a_spinning_guest() {
+    let ctd = Containerd::start();
+    let registry = Registry::start();
+    let image = push(&registry, "spin", "v1", Layout::Runwasi, &wat_bytes("loop"));
+    ctd.pull(&image);
+    let id = fixture::unique_id();
+    let child = ctd
+        .ctr_command(&["run", "--rm", "--runtime", fixture::RUNTIME, &image, &id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(ctd.wait_for_status(&id, "RUNNING", Duration::from_secs(30)), "the task never ran");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(ctd.task_status(&id).as_deref(), Some("RUNNING"), "the spinner ended by itself");
+    let killed = Instant::now();
+    let out = ctd.ctr(&["task", "kill", &id]);
+    assert!(out.status.success(), "ctr task kill: {}", String::from_utf8_lossy(&out.stderr));
+    let ran = fixture::Ran::from(fixture::wait_bounded(child, Duration::from_secs(30)));
+    // SIGTERM ends the task: 128 + 15, as for any container.
+    ran.code(143);
+    assert!(killed.elapsed() < Duration::from_secs(10), "kill took {:?}", killed.elapsed());
+}
+
+#[test]
+fn the_memory_limit_becomes_the_wasm_memory_limit() {
+    let ctd = Containerd::start();
+    let registry = Registry::start();
+    // grow-memory.wat grows by 16 MiB steps without touching the pages: only the Wasm limit stops it.
+    let grow = push(&registry, "grow", "v1", Layout::Runwasi, &wat_bytes("grow-memory"));
+    ctd.pull(&grow);
+    let limited = ctd.run(&["--memory-limit", &(64u64 << 20).to_string()], &grow, &[]);
+    limited.code(137).stderr_has("memory");
+    assert!(limited.stderr.contains("64"), "the limit is the spec's 64 MiB: {}", limited.stderr);
+    // A bomb that touches what it allocates is stopped too (by the Wasm limit or the cgroup).
+    let bomb = push(&registry, "bomb", "v1", Layout::Compat, &bytes(PROBE_MODULE));
+    ctd.pull(&bomb);
+    ctd.run(&["--memory-limit", &(64u64 << 20).to_string()], &bomb, &["/app.wasm", "alloc-bomb"]).code(137);
+}
