@@ -130,3 +130,58 @@ fn the_memory_limit_becomes_the_wasm_memory_limit() {
     ctd.pull(&bomb);
     ctd.run(&["--memory-limit", &(64u64 << 20).to_string()], &bomb, &["/app.wasm", "alloc-bomb"]).code(137);
 }
+
+#[test]
+fn the_second_start_uses_the_precompiled_layer() {
+    let ctd = Containerd::start();
+    let registry = Registry::start();
+    let image = push(&registry, "precompile", "v1", Layout::Runwasi, &bytes(PROBE_COMPONENT));
+    ctd.pull(&image);
+    let first = Instant::now();
+    ctd.run(&[], &image, &["/app.wasm", "hello"]).code(0).stdout_has("hello from a wasmbox guest");
+    let first = first.elapsed();
+    let compiled = |log: &str| log.matches("precompiled layer sha256:").count();
+    assert_eq!(compiled(&ctd.log()), 1, "the first start compiles once; log:\n{}", ctd.log());
+    // runwasi keeps the result in containerd's content store, labelled with the shim's cache key.
+    let content = String::from_utf8_lossy(&ctd.ctr(&["content", "ls"]).stdout).into_owned();
+    assert!(content.contains("runwasi.io/precompiled/wasmbox/"), "no precompiled content: {content}");
+    let second = Instant::now();
+    ctd.run(&[], &image, &["/app.wasm", "hello"]).code(0).stdout_has("hello from a wasmbox guest");
+    let second = second.elapsed();
+    assert_eq!(compiled(&ctd.log()), 1, "the second start compiled again; log:\n{}", ctd.log());
+    eprintln!("start to exit: first {first:?}, second {second:?}");
+}
+
+#[test]
+fn an_http_component_answers_on_its_port() {
+    let ctd = Containerd::start();
+    let registry = Registry::start();
+    let image = push(&registry, "http", "v1", Layout::Runwasi, &bytes(HTTP_HELLO_COMPONENT));
+    ctd.pull(&image);
+    for how in ["annotation", "env"] {
+        let port = fixture::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let flag = match how {
+            "annotation" => ["--annotation".to_string(), format!("wasmbox.dev/http-listen={listen}")],
+            _ => ["--env".to_string(), format!("WASMBOX_HTTP_LISTEN={listen}")],
+        };
+        let id = fixture::unique_id();
+        let out = ctd.ctr(&["run", "-d", "--net-host", "--runtime", fixture::RUNTIME, &flag[0], &flag[1], &image, &id]);
+        assert!(out.status.success(), "run -d: {}", String::from_utf8_lossy(&out.stderr));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut answer = None;
+        while Instant::now() < deadline && answer.is_none() {
+            answer = fixture::registry::http(&listen, "GET", "/", None, &[]).ok();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let answer = answer.unwrap_or_else(|| panic!("nothing answered on {listen} ({how}); log:\n{}", ctd.log()));
+        assert_eq!(answer.status, 200, "{how}");
+        assert!(!answer.body.is_empty());
+        // SIGTERM drains and ends the server; the port closes.
+        let out = ctd.ctr(&["task", "kill", &id]);
+        assert!(out.status.success(), "kill: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(ctd.wait_for_status(&id, "STOPPED", Duration::from_secs(15)), "the server did not stop");
+        assert!(std::net::TcpStream::connect(&listen).is_err(), "{listen} still open");
+        ctd.remove(&id);
+    }
+}

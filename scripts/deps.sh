@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what building and testing wasmbox need on a fresh Debian machine (idempotent; fast
+# when everything is there). Called by scripts/test.sh and .ci/run. Prints the directory of
+# the containerd used by the shim tests on its last line.
+set -euo pipefail
+
+# Guests are built for both WASI targets by crates/test-programs/build.rs.
+rustup target add wasm32-wasip1 wasm32-wasip2 >/dev/null
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+# docker-registry + apache2-utils: image tests (a real registry, htpasswd for its auth).
+# protobuf-compiler, libseccomp-dev, pkg-config: the containerd shim's dependencies (runwasi's
+# containerd client is generated with protoc; youki links libseccomp).
+packages=(docker-registry apache2-utils protobuf-compiler libseccomp-dev pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The shim tests drive a private containerd. Debian 12's containerd (1.6.20) cannot unpack
+# images with Wasm layers (fixed in 1.6.25/1.7.7), so they use Debian 13's containerd 1.7:
+# its .deb is fetched with a private apt list (the system's sources stay as they are) and
+# unpacked into a cache directory. Its binaries need only libc >= 2.34.
+ctd_dir="${WASMBOX_CONTAINERD_DIR:-$HOME/.cache/wasmbox-test/containerd-trixie}"
+if [ ! -x "$ctd_dir/containerd" ] || [ ! -x "$ctd_dir/ctr" ]; then
+    work="$(mktemp -d)"
+    trap 'rm -rf "$work"' EXIT
+    mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+    echo "deb http://deb.debian.org/debian trixie main" > "$work/sources.list"
+    opts=(-o "Dir::Etc::sourcelist=$work/sources.list" -o "Dir::Etc::sourceparts=-"
+          -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o "APT::Sandbox::User=root")
+    apt-get "${opts[@]}" update -qq
+    (cd "$work" && apt-get "${opts[@]}" download containerd >/dev/null)
+    dpkg-deb -x "$work"/containerd_*.deb "$work/x"
+    mkdir -p "$ctd_dir"
+    cp "$work/x/usr/bin/containerd" "$work/x/usr/bin/ctr" "$ctd_dir/"
+fi
+echo "$ctd_dir"
