@@ -123,7 +123,9 @@ def main():
             try:
                 if os.path.realpath(f"/proc/{pid}/exe") == shim_exe:
                     status = open(f"/proc/{pid}/status").read()
-                    procs[pid] = int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+                    rollup = open(f"/proc/{pid}/smaps_rollup").read()
+                    procs[pid] = (int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)),
+                                  int(re.search(r"Pss:\s+(\d+) kB", rollup).group(1)))
             except (OSError, AttributeError):
                 pass
         ctr("task", "kill", "-s", "SIGKILL", tid)
@@ -143,9 +145,11 @@ def main():
     print(f"date: {time.strftime('%Y-%m-%d')}  containerd {version}  runs: {args.runs} each  guest: {os.path.basename(probe)} ({len(wasm)} bytes)")
     print(f"cold (compile + store precompiled layer): {ms(cold)}")
     print(f"precompiled:                              {ms(warm)}")
-    print(f"cold / precompiled: {statistics.median(cold) / statistics.median(warm):.1f}x   compiles seen: {compiles} (expected {args.runs + 1})")
-    print(f"one running task: {len(procs)} processes, RSS {sum(procs.values()) / 1024:.1f} MiB in all "
-          f"({', '.join(f'{v / 1024:.1f}' for v in sorted(procs.values(), reverse=True))} MiB)")
+    print(f"cold / precompiled: {statistics.median(cold) / statistics.median(warm):.1f}x   compiles seen: {compiles} (expected {args.runs + 2}: each cold image, the warm one, the idle one)")
+    rss = sorted((r for r, _ in procs.values()), reverse=True)
+    pss = sum(p for _, p in procs.values())
+    print(f"one running task: {len(procs)} processes, RSS {sum(rss) / 1024:.1f} MiB summed "
+          f"({', '.join(f'{v / 1024:.1f}' for v in rss)}), PSS {pss / 1024:.1f} MiB (shared pages counted once)")
     if shim_rss:
         print(f"shim peak RSS per task: median {statistics.median(shim_rss) / 1024:.1f} MiB "
               f"(max {max(shim_rss) / 1024:.1f}); zygote: median {statistics.median(zygote_rss) / 1024:.1f} MiB")
