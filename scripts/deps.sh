@@ -16,7 +16,8 @@ sudo=""
 packages=(docker-registry apache2-utils protobuf-compiler libseccomp-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    # "install ok installed" only: a removed package keeps its config files and a dpkg -s entry.
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     $sudo apt-get update -qq

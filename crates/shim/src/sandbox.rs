@@ -131,10 +131,10 @@ impl Job {
         // Precompiled code is loaded only when runwasi took it from its own precompile label.
         let (compiled, how) = wasmbox_engine::compile(&rt, &artifact, None, self.precompiled)?;
         log::info!("{} ready ({how:?})", self.path.display());
-        let listen = http_listen(&plan, &self.env)?;
+        let listen = compiled.is_http_proxy(&rt).then(|| http_listen(&plan, &self.env)).transpose()?;
         let caps = capabilities(&plan, self.env, self.args)?;
         let limits = Limits { memory_bytes: plan.memory_limit.unwrap_or(Limits::DEFAULT_MEMORY), ..Limits::default() };
-        if compiled.is_http_proxy(&rt) {
+        if let Some(listen) = listen {
             return serve(&rt, compiled, caps, &plan, limits, listen);
         }
         end_on_signals()?;
