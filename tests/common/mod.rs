@@ -1,13 +1,14 @@
 //! Helpers for integration tests: run the real `wasmbox` binary with a private WASMBOX_HOME.
 #![allow(dead_code)]
 
+pub mod net;
 pub mod registry;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use net::pong_server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 #[allow(unused_imports)] // each test binary uses a different subset
 pub use wasmbox_test_programs::{HTTP_HELLO_COMPONENT, HTTP_PROBE_COMPONENT, PROBE_COMPONENT, PROBE_MODULE, wat};
@@ -117,31 +118,6 @@ impl Out {
         }
         self
     }
-}
-
-/// A one-shot TCP echo-ish server on 127.0.0.1: answers `pong` to the first 4 bytes of each
-/// connection, and stops by itself after `lifetime`.
-pub fn pong_server(lifetime: Duration) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let end = Instant::now() + lifetime;
-        while Instant::now() < end {
-            match listener.accept() {
-                Ok((mut s, _)) => {
-                    s.set_nonblocking(false).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    let mut buf = [0u8; 4];
-                    if s.read_exact(&mut buf).is_ok() {
-                        let _ = s.write_all(b"pong");
-                    }
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    });
-    port
 }
 
 /// A gzip-compressed tar with `entries` (path, bytes); `("link:PATH", target)` makes a symlink.

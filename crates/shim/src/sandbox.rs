@@ -152,13 +152,20 @@ fn capabilities(plan: &Plan, env: Vec<(String, String)>, args: Vec<String>) -> R
         .iter()
         .map(|d| Preopen { host: PathBuf::from(&d.path), guest: d.path.clone(), read_only: d.read_only })
         .collect();
-    let rules = plan
-        .net_allow
-        .iter()
-        .map(|r| r.parse::<NetRule>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Failure::config(format!("annotation {NET_ALLOW}: {e}")))?;
+    let rules = parse_rules::<NetRule>(&plan.net_allow, NET_ALLOW)?;
     Ok(Capabilities { preopens, env, args, net: NetPolicy::new(rules), stdin: Stdin::Inherit, output: Output::Inherit })
+}
+
+/// The rules of one grant annotation; a bad one names the annotation.
+fn parse_rules<T: std::str::FromStr<Err: std::fmt::Display>>(
+    rules: &[String],
+    annotation: &str,
+) -> Result<Vec<T>, Failure> {
+    rules
+        .iter()
+        .map(|r| r.parse::<T>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::config(format!("annotation {annotation}: {e}")))
 }
 
 /// The guest is PID 1 of its container, and the kernel drops signals PID 1 has no handler
@@ -209,12 +216,7 @@ fn serve(
     let Compiled::Component(component) = compiled else {
         unreachable!("only components are HTTP proxies");
     };
-    let rules = plan
-        .http_allow
-        .iter()
-        .map(|r| r.parse::<HttpRule>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Failure::config(format!("annotation {HTTP_ALLOW}: {e}")))?;
+    let rules = parse_rules::<HttpRule>(&plan.http_allow, HTTP_ALLOW)?;
     let live = Arc::new(AtomicUsize::new(0));
     let handler = HttpHandler::new(rt, &component, caps, HttpAllow::new(rules), limits, live.clone())?;
     let router = Router::new(vec![Route { prefix: "/".into(), handler }]);
