@@ -90,7 +90,27 @@ fn exited(pid: u32) -> Option<String> {
     let mut status = 0;
     // SAFETY: waitpid on our own child with a valid status pointer; WNOHANG never blocks.
     let r = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
-    (r == pid as i32).then(|| format!("status {status}"))
+    (r == pid as i32).then(|| describe_wait_status(status))
+}
+
+/// `exit code N` or `killed by signal N`, never the raw wait status.
+fn describe_wait_status(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exit code {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("wait status {status:#x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wait_statuses_are_described() {
+        assert_eq!(super::describe_wait_status(125 << 8), "exit code 125");
+        assert_eq!(super::describe_wait_status(9), "killed by signal 9");
+    }
 }
 
 fn last_log_line(home: &Path) -> String {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use wasmbox_engine::units::{parse_duration, parse_size};
+use wasmbox_engine::units::{format_size, parse_duration, parse_size};
 use wasmbox_engine::{Capabilities, Limits, NetPolicy, NetRule, Preopen};
 use wasmbox_image::app::AppLimits;
 
@@ -39,9 +39,14 @@ pub struct LimitArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
-    /// Instruction budget (about one unit per Wasm instruction); default: none
+    /// Instruction budget (about one unit per Wasm instruction; host calls that produce data
+    /// are charged per byte); default: none
     #[arg(long, value_name = "N")]
     pub fuel: Option<u64>,
+
+    /// Open handles at once (files, directories, sockets, streams, HTTP fields) [default: 1024]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(8..=1_000_000))]
+    pub max_handles: Option<u32>,
 }
 
 impl GrantArgs {
@@ -99,15 +104,31 @@ fn parse_env(spec: &str) -> anyhow::Result<Option<(String, String)>> {
 }
 
 impl LimitArgs {
-    /// The limits: each flag given wins, then the app's default (an image's), then ours.
-    pub fn limits(&self, app: Option<&AppLimits>) -> anyhow::Result<Limits> {
+    /// The limits: each flag given wins, then the app's default, then ours. An image's app may
+    /// only lower our defaults unless `may_raise` (the user opted in with `--grant-requested`,
+    /// or the app is the user's own local wasmbox.toml): an image must not grant itself more
+    /// than a plain `run` would. A raise that is ignored is said once on stderr.
+    pub fn limits(&self, app: Option<&AppLimits>, may_raise: bool) -> anyhow::Result<Limits> {
         let app = app.cloned().unwrap_or_default();
         let app_memory = app.memory.as_deref().map(parse_size).transpose().map_err(anyhow::Error::msg)?;
         let app_timeout = app.timeout.as_deref().map(parse_duration).transpose().map_err(anyhow::Error::msg)?;
+        let app_memory = match app_memory {
+            Some(m) if m > Limits::DEFAULT_MEMORY && !may_raise && self.memory.is_none() => {
+                eprintln!(
+                    "note: the image asks for memory = {} (above the default {}); ignored: pass -m {} or --grant-requested to allow it",
+                    format_size(m),
+                    format_size(Limits::DEFAULT_MEMORY),
+                    app.memory.as_deref().unwrap_or_default()
+                );
+                None
+            }
+            other => other,
+        };
         Ok(Limits {
             memory_bytes: self.memory.or(app_memory).unwrap_or(Limits::DEFAULT_MEMORY),
             timeout: self.timeout.or(app_timeout),
             fuel: self.fuel.or(app.fuel),
+            max_handles: self.max_handles.map_or(Limits::DEFAULT_MAX_HANDLES, |n| n as usize),
             ..Limits::default()
         })
     }
@@ -136,12 +157,22 @@ mod tests {
     #[test]
     fn flags_beat_app_defaults_beat_ours() {
         let app = AppLimits { memory: Some("64M".into()), timeout: Some("5s".into()), fuel: None };
-        let none = LimitArgs { memory: None, timeout: None, fuel: None };
-        let l = none.limits(Some(&app)).unwrap();
+        let none = LimitArgs { memory: None, timeout: None, fuel: None, max_handles: None };
+        let l = none.limits(Some(&app), false).unwrap();
         assert_eq!((l.memory_bytes, l.timeout), (64 << 20, Some(Duration::from_secs(5))));
-        let flags = LimitArgs { memory: Some(1 << 20), timeout: None, fuel: Some(7) };
-        let l = flags.limits(Some(&app)).unwrap();
+        let flags = LimitArgs { memory: Some(1 << 20), timeout: None, fuel: Some(7), max_handles: None };
+        let l = flags.limits(Some(&app), false).unwrap();
         assert_eq!((l.memory_bytes, l.timeout, l.fuel), (1 << 20, Some(Duration::from_secs(5)), Some(7)));
-        assert_eq!(none.limits(None).unwrap().memory_bytes, Limits::DEFAULT_MEMORY);
+        assert_eq!(none.limits(None, false).unwrap().memory_bytes, Limits::DEFAULT_MEMORY);
+    }
+
+    #[test]
+    fn an_image_cannot_raise_its_own_memory_limit() {
+        let greedy = AppLimits { memory: Some("4G".into()), timeout: None, fuel: None };
+        let none = LimitArgs { memory: None, timeout: None, fuel: None, max_handles: None };
+        assert_eq!(none.limits(Some(&greedy), false).unwrap().memory_bytes, Limits::DEFAULT_MEMORY);
+        assert_eq!(none.limits(Some(&greedy), true).unwrap().memory_bytes, 4 << 30);
+        let flag = LimitArgs { memory: Some(2 << 30), timeout: None, fuel: None, max_handles: None };
+        assert_eq!(flag.limits(Some(&greedy), false).unwrap().memory_bytes, 2 << 30);
     }
 }

@@ -48,6 +48,7 @@ enum Command {
 }
 
 fn main() {
+    home::private_umask();
     report::install_panic_hook();
     report::init_logging();
     let cli = match Cli::try_parse() {

@@ -51,6 +51,28 @@ fn damaged_entries_are_rebuilt_not_loaded() {
 }
 
 #[test]
+fn an_entry_swapped_for_another_programs_code_is_not_run() {
+    // Issue 12.9: entries are bound to the Wasm and engine they came from. Renaming the entry
+    // of a trapping module to the key of the probe must not make the probe trap.
+    let home = Home::new();
+    logged_run(&home, &["run", &wat("unreachable")]).code(134);
+    let trapper = home.cache_entries();
+    logged_run(&home, &["run", PROBE_MODULE, "hello"]).code(0);
+    let probe: Vec<_> = home.cache_entries().into_iter().filter(|e| !trapper.contains(e)).collect();
+    assert_eq!((trapper.len(), probe.len()), (1, 1));
+    std::fs::rename(&trapper[0], &probe[0]).unwrap();
+    let out = logged_run(&home, &["run", PROBE_MODULE, "hello"]);
+    out.code(0).stdout_has("hello").stderr_has("damaged compile cache entry").stderr_has("compiling (cache miss)");
+    // An entry that is a symlink to an endless file is neither followed nor read.
+    std::fs::remove_file(&probe[0]).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &probe[0]).unwrap();
+    let started = std::time::Instant::now();
+    logged_run(&home, &["run", PROBE_MODULE, "hello"]).code(0).stdout_has("hello");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(!std::fs::symlink_metadata(&probe[0]).unwrap().file_type().is_symlink(), "replaced by a real entry");
+}
+
+#[test]
 fn concurrent_first_runs_both_succeed() {
     let home = Home::new();
     for (_, probe) in PROBES {

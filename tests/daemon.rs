@@ -357,7 +357,7 @@ fn a_trap_or_limit_ends_that_container_only() {
     assert_eq!(trap["exit_code"], 134, "{trap}");
     assert!(trap["reason"].as_str().unwrap().contains("unreachable"), "{trap}");
     let bomb = h.inspect("bomb");
-    assert_eq!(bomb["exit_code"], 137, "{bomb}");
+    assert_eq!(bomb["exit_code"], 134, "{bomb}");
     assert!(bomb["reason"].as_str().unwrap().contains("memory"), "{bomb}");
     let late = h.inspect("late");
     assert_eq!(late["exit_code"], 137, "{late}");

@@ -160,8 +160,8 @@ fn app_limits_apply_and_flags_override_them() {
     let home = Home::new();
     let app = app_dir("limits = { memory = \"32M\" }\n");
     home.run(&["build", "-t", "small", app.path().to_str().unwrap()]).code(0);
-    home.run(&["run", "small", "alloc-bomb"]).code(137).stderr_has("memory limit of 32 MiB");
-    home.run(&["run", "-m", "48M", "small", "alloc-bomb"]).code(137).stderr_has("memory limit of 48 MiB");
+    home.run(&["run", "small", "alloc-bomb"]).code(134).stderr_has("memory limit of 32 MiB");
+    home.run(&["run", "-m", "48M", "small", "alloc-bomb"]).code(134).stderr_has("memory limit of 48 MiB");
 }
 
 #[test]

@@ -29,8 +29,14 @@ pub fn exec(a: CompileArgs) -> anyhow::Result<i32> {
     let artifact = wasmbox_engine::artifact::load(&a.source)?;
     let (compiled, _) = super::compile(&rt, &artifact, None, false)?;
     let out = a.output.unwrap_or_else(|| a.source.with_extension("cwasm"));
-    let bytes = encode_entry(artifact.kind, &compiled.serialize()?);
+    let wasm = artifact.wasm().context("the source is already precompiled; compile the .wasm it came from")?;
+    let binding = wasmbox_engine::compile::binding(&rt, wasm);
+    let bytes = encode_entry(artifact.kind, &binding, &compiled.serialize()?);
     write_atomic(&out, &bytes).with_context(|| format!("failed to write {}", out.display()))?;
+    // Output for the user, not state: their usual permissions, not wasmbox's private umask.
+    let mode = 0o644 & !crate::home::user_umask();
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .with_context(|| format!("failed to set the permissions of {}", out.display()))?;
     eprintln!("compiled {} {} -> {} ({} bytes)", artifact.kind, a.source.display(), out.display(), bytes.len());
     Ok(0)
 }

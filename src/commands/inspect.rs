@@ -92,6 +92,22 @@ format:  {}
         app.name,
         app.version.as_deref().unwrap_or("")
     );
+    let l = &app.limits;
+    if l.memory.is_some() || l.timeout.is_some() || l.fuel.is_some() {
+        // Baked limits apply as defaults; above wasmbox's own defaults only when the user opts in.
+        let parts: Vec<String> = [
+            l.memory.as_ref().map(|m| format!("memory {m}")),
+            l.timeout.as_ref().map(|t| format!("timeout {t}")),
+            l.fuel.map(|f| format!("fuel {f}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        s += &format!(
+            "limits:  {} (flags override; a memory above the default needs -m or --grant-requested)\n",
+            parts.join(", ")
+        );
+    }
     let r = &app.capabilities;
     if r.is_empty() {
         s += "the app requests no capabilities

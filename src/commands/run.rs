@@ -56,18 +56,29 @@ pub struct RunArgs {
     pub registry: super::pull::RegistryArgs,
 
     /// Grant the environment variables and network destinations the image's app requests
-    /// (printed first); requested directories still need -v
+    /// (printed first), and its memory limit where it is above the default; requested
+    /// directories still need -v
     #[arg(long)]
     pub grant_requested: bool,
 
-    /// A .wasm module or component, .wat text, a `wasmbox compile` output, or an image
-    /// (NAME[:TAG] or NAME@sha256:DIGEST; pulled when missing, see --pull)
-    #[arg(value_name = "SOURCE")]
-    pub source: PathBuf,
+    /// SOURCE (a .wasm module or component, .wat text, a `wasmbox compile` output, or an image:
+    /// NAME[:TAG] or NAME@sha256:DIGEST, pulled when missing, see --pull), then the guest's
+    /// arguments. Everything after SOURCE belongs to the guest, as with `docker run IMAGE ARGS`:
+    /// wasmbox options go before SOURCE.
+    #[arg(value_name = "SOURCE [ARGS]", required = true, num_args = 1.., trailing_var_arg = true)]
+    pub command: Vec<String>,
+}
 
-    /// Arguments passed to the guest
-    #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+impl RunArgs {
+    /// The SOURCE: the first word after the options.
+    pub fn source(&self) -> PathBuf {
+        PathBuf::from(&self.command[0])
+    }
+
+    /// The guest's arguments: every word after SOURCE, untouched.
+    pub fn args(&self) -> &[String] {
+        &self.command[1..]
+    }
 }
 
 /// Flags of a detached container (`-d`); each needs `-d`.
@@ -105,13 +116,14 @@ pub struct DetachArgs {
 }
 
 pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
-    let source = super::resolve_source_pulling(&a.source, a.pull, &a.registry)?;
+    let source_path = a.source();
+    let source = super::resolve_source_pulling(&source_path, a.pull, &a.registry)?;
     let app = source.app();
-    let limits = a.limits.limits(app.map(|app| &app.limits))?;
-    let mut argv = vec![a.source.display().to_string()];
-    match (a.args.is_empty(), app) {
+    let limits = a.limits.limits(app.map(|app| &app.limits), a.grant_requested)?;
+    let mut argv = vec![source_path.display().to_string()];
+    match (a.args().is_empty(), app) {
         (true, Some(app)) => argv.extend(app.args.iter().cloned()),
-        _ => argv.extend(a.args.iter().cloned()),
+        _ => argv.extend(a.args().iter().cloned()),
     }
     let base_env: Vec<(String, String)> =
         app.map(|app| app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
@@ -135,7 +147,11 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     let cache = super::compile_cache(a.no_cache)?;
     let (compiled, _) = super::compile(&rt, &source.artifact, cache.as_ref(), a.allow_precompiled)?;
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    Ok(tokio.block_on(wasmbox_engine::run(&rt, &compiled, &caps, &limits))?)
+    let result = tokio.block_on(wasmbox_engine::run(&rt, &compiled, &caps, &limits));
+    // A guest stopped at its deadline inside a blocking file operation (reading a FIFO) leaves
+    // that thread blocked: exit without waiting for it.
+    tokio.shutdown_background();
+    Ok(result?)
 }
 
 /// `run -d`: store the Wasm where the daemon keeps container code, then ask it to start.
@@ -165,7 +181,7 @@ fn detach(a: &RunArgs, source: &super::Source, caps: Capabilities, limits: &Limi
     }
     let spec = ContainerSpec {
         name: d.name.clone(),
-        source: a.source.display().to_string(),
+        source: a.source().display().to_string(),
         wasm_sha256: sha256,
         args: caps.args.clone(),
         env: caps.env.clone(),
@@ -174,6 +190,7 @@ fn detach(a: &RunArgs, source: &super::Source, caps: Capabilities, limits: &Limi
         memory_bytes: limits.memory_bytes,
         timeout_ms: limits.timeout.map(|t| t.as_millis() as u64),
         fuel: limits.fuel,
+        max_handles: Some(limits.max_handles),
         restart: d.restart,
         auto_remove: d.rm,
         log_max_bytes: d.log_max_size,

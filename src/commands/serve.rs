@@ -93,7 +93,14 @@ pub struct ServeArgs {
 
     /// A wasi:http/proxy component (.wasm/.wat), an image, or a directory with a wasmbox.toml
     /// that has [[route]] tables
-    #[arg(value_name = "SOURCE")]
+    ///
+    /// Nothing may follow SOURCE: an HTTP component takes no arguments, and options after it
+    /// are refused rather than read as grants (`serve app.wasm -v /` must not grant /).
+    #[arg(value_name = "SOURCE", required = true, num_args = 1.., trailing_var_arg = true)]
+    pub command: Vec<String>,
+
+    /// SOURCE, once `exec` has checked that nothing follows it.
+    #[arg(skip)]
     pub source: PathBuf,
 }
 
@@ -107,7 +114,13 @@ struct Planned {
     limits: Limits,
 }
 
-pub fn exec(a: ServeArgs) -> anyhow::Result<i32> {
+pub fn exec(mut a: ServeArgs) -> anyhow::Result<i32> {
+    if let [source, first, ..] = a.command.as_slice() {
+        anyhow::bail!(
+            "unexpected `{first}` after SOURCE {source}: options go before SOURCE (wasmbox serve [OPTIONS] SOURCE)"
+        );
+    }
+    a.source = PathBuf::from(&a.command[0]);
     let routed = a.source.is_dir() && a.source.join(wasmbox_image::app::FILE_NAME).is_file();
     let planned = if routed { plan_dir(&a)? } else { vec![plan_single(&a, &a.source, None)?] };
     let fuel = planned.iter().any(|p| p.limits.fuel.is_some());
@@ -158,7 +171,8 @@ pub fn exec(a: ServeArgs) -> anyhow::Result<i32> {
 fn plan_single(a: &ServeArgs, path: &Path, dir_app: Option<&App>) -> anyhow::Result<Planned> {
     let source = super::resolve_source(path)?;
     let app = dir_app.or(source.app()).cloned();
-    let mut limits = a.limits.limits(app.as_ref().map(|app| &app.limits))?;
+    // A local wasmbox.toml is the user's own configuration; an image's may only lower limits.
+    let mut limits = a.limits.limits(app.as_ref().map(|app| &app.limits), dir_app.is_some())?;
     limits.timeout = limits.timeout.or(Some(DEFAULT_REQUEST_TIMEOUT));
     let base_env: Vec<(String, String)> = app.as_ref().map(app_env).unwrap_or_default();
     let label = path.display().to_string();
@@ -196,7 +210,7 @@ fn plan_route(a: &ServeArgs, dir: &Path, app: &App, route: &AppRoute) -> anyhow:
         timeout: route.limits.timeout.clone().or(app.limits.timeout.clone()),
         fuel: route.limits.fuel.or(app.limits.fuel),
     };
-    let mut limits = a.limits.limits(Some(&merged))?;
+    let mut limits = a.limits.limits(Some(&merged), true)?;
     limits.timeout = limits.timeout.or(Some(DEFAULT_REQUEST_TIMEOUT));
     let mut env = app_env(app);
     env.extend(route.grants.env.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -1,14 +1,18 @@
 //! `CompileCache`: compiled native code keyed by what was compiled and by whom, so the second
 //! run of the same bytes never recompiles.
 //!
-//! Key: sha256(wasm bytes ‖ engine compatibility digest). Directory: `<root>/compiled-v1/`.
+//! Key: sha256(sha256(wasm) ‖ engine compatibility digest). Directory: `<root>/compiled-v1/`.
 //! Every entry (and every `wasmbox compile` output) carries our own header — magic, format
-//! version, kind, payload length, payload CRC32 — so a truncated or damaged file is detected
-//! and rebuilt, never handed to wasmtime's (unsafe) deserializer. The checksum guards against
-//! damage, not malice (the key is a sha256; the directory is the user's own): CRC32 costs a
-//! fraction of a millisecond on a megabyte, where a second sha256 cost more than the rest of
-//! a cached start.
+//! version, kind, payload length, payload CRC32, and the sha256 of the Wasm it was compiled
+//! from and the engine digest it was compiled by — so an entry is used only for exactly the
+//! Wasm and engine it claims: a truncated, damaged or swapped-in entry (another program's code
+//! renamed to this key) is detected and rebuilt, never handed to wasmtime's (unsafe)
+//! deserializer. Entries are read through one open file descriptor that must be a regular
+//! file (no symlinks, FIFOs or devices), and never beyond the length the header records.
+//! The CRC32 guards against damage; the binding guards against mix-ups. Neither makes a
+//! directory writable by someone else safe: the cache lives in the owner-only home.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -17,19 +21,39 @@ use crate::artifact::Kind;
 use crate::fs::write_atomic;
 
 pub const MAGIC: &[u8; 8] = b"WBXCWASM";
-const FORMAT_VERSION: u32 = 1;
-/// magic, version, kind (+3 padding), payload length, CRC32 (+4 padding).
-pub const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 4 + 4;
+const FORMAT_VERSION: u32 = 2;
+/// magic, version, kind (+3 padding), payload length, CRC32 (+4 padding), wasm sha256, engine digest.
+pub const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 4 + 4 + 32 + 32;
+/// No compiled artifact is this large; a header claiming more is not read.
+pub const MAX_PAYLOAD: u64 = 4 << 30;
 
-/// A decoded entry: what kind of code, and wasmtime's serialized bytes.
+/// What compiled code is bound to: the Wasm it came from and the engine that compiled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    pub wasm_sha256: [u8; 32],
+    pub engine: [u8; 32],
+}
+
+impl Binding {
+    /// The cache key of this binding (a file name).
+    pub fn key(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.wasm_sha256);
+        h.update(self.engine);
+        hex(&h.finalize())
+    }
+}
+
+/// A decoded entry: what kind of code, what it is bound to, and wasmtime's serialized bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Entry<'a> {
     pub kind: Kind,
+    pub binding: Binding,
     pub payload: &'a [u8],
 }
 
 /// Frames `payload` with our header.
-pub fn encode_entry(kind: Kind, payload: &[u8]) -> Vec<u8> {
+pub fn encode_entry(kind: Kind, binding: &Binding, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -37,12 +61,21 @@ pub fn encode_entry(kind: Kind, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&binding.wasm_sha256);
+    out.extend_from_slice(&binding.engine);
     out.extend_from_slice(payload);
     out
 }
 
-/// Checks the header of `bytes` and returns the payload, or why it cannot be trusted.
-pub fn decode_entry(bytes: &[u8]) -> Result<Entry<'_>, String> {
+/// The parts of a header that can be checked before the payload is read.
+struct Header {
+    kind: Kind,
+    len: u64,
+    crc: [u8; 4],
+    binding: Binding,
+}
+
+fn decode_header(bytes: &[u8]) -> Result<Header, String> {
     if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
         return Err("truncated header".into());
     }
@@ -56,14 +89,24 @@ pub fn decode_entry(bytes: &[u8]) -> Result<Entry<'_>, String> {
         k => return Err(format!("unknown kind {k}")),
     };
     let len = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
-    let payload = &bytes[HEADER_LEN..];
-    if payload.len() as u64 != len {
-        return Err(format!("payload is {} bytes, header says {len}", payload.len()));
+    if len > MAX_PAYLOAD {
+        return Err(format!("header claims {len} bytes of code"));
     }
-    if crc32fast::hash(payload).to_le_bytes() != bytes[24..28] {
+    let binding = Binding { wasm_sha256: bytes[32..64].try_into().unwrap(), engine: bytes[64..96].try_into().unwrap() };
+    Ok(Header { kind, len, crc: bytes[24..28].try_into().unwrap(), binding })
+}
+
+/// Checks the header of `bytes` and returns the payload, or why it cannot be trusted.
+pub fn decode_entry(bytes: &[u8]) -> Result<Entry<'_>, String> {
+    let h = decode_header(bytes)?;
+    let payload = &bytes[HEADER_LEN..];
+    if payload.len() as u64 != h.len {
+        return Err(format!("payload is {} bytes, header says {}", payload.len(), h.len));
+    }
+    if crc32fast::hash(payload).to_le_bytes() != h.crc {
         return Err("checksum mismatch".into());
     }
-    Ok(Entry { kind, payload })
+    Ok(Entry { kind: h.kind, binding: h.binding, payload })
 }
 
 fn kind_byte(kind: Kind) -> u8 {
@@ -71,6 +114,34 @@ fn kind_byte(kind: Kind) -> u8 {
         Kind::Module => 0,
         Kind::Component => 1,
     }
+}
+
+/// Reads a whole entry file through one descriptor: refuses symlinks and anything but a
+/// regular file, and reads no more than the header's recorded length.
+fn read_entry_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        // O_NOFOLLOW: a symlink is refused; O_NONBLOCK: opening a FIFO must not block.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.file_type().is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut header = vec![0u8; HEADER_LEN];
+    let mut reader = file.take(meta.len().min(HEADER_LEN as u64 + MAX_PAYLOAD));
+    reader.read_exact(&mut header).map_err(|_| "truncated header".to_string())?;
+    let h = decode_header(&header)?;
+    if meta.len() != HEADER_LEN as u64 + h.len {
+        return Err(format!("file is {} bytes, header says {}", meta.len(), HEADER_LEN as u64 + h.len));
+    }
+    let mut bytes = header;
+    bytes.reserve_exact(h.len as usize);
+    reader.set_limit(h.len + 1);
+    reader.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 /// The on-disk cache under one directory.
@@ -89,38 +160,37 @@ impl CompileCache {
         &self.dir
     }
 
-    /// The cache key of `wasm` compiled by an engine with compatibility digest `compat`.
-    pub fn key(wasm: &[u8], compat: &[u8; 32]) -> String {
-        let mut h = Sha256::new();
-        h.update(wasm);
-        h.update(compat);
-        hex(&h.finalize())
-    }
-
     fn path(&self, key: &str) -> PathBuf {
         self.dir.join(format!("{key}.bin"))
     }
 
-    /// The entry for `key` (the whole file; its payload starts at [`HEADER_LEN`]), if present
-    /// and intact. A damaged entry is deleted and reported as a miss, so the caller recompiles
-    /// and rewrites it.
-    pub fn get(&self, key: &str) -> Option<(Kind, Vec<u8>)> {
-        let path = self.path(key);
-        let bytes = std::fs::read(&path).ok()?;
-        match decode_entry(&bytes) {
-            Ok(Entry { kind, .. }) => Some((kind, bytes)),
-            Err(why) => {
+    /// The entry for `binding` (the whole file; its payload starts at [`HEADER_LEN`]), if
+    /// present, intact and bound to exactly this Wasm and engine. Anything else is deleted and
+    /// reported as a miss, so the caller recompiles and rewrites it.
+    pub fn get(&self, binding: &Binding) -> Option<(Kind, Vec<u8>)> {
+        let path = self.path(&binding.key());
+        let checked = read_entry_file(&path).and_then(|bytes| {
+            let (kind, bound) = decode_entry(&bytes).map(|e| (e.kind, e.binding))?;
+            if bound != *binding {
+                return Err("compiled from other Wasm or by another engine than its name says".into());
+            }
+            Ok((kind, bytes))
+        });
+        match checked {
+            Ok(found) => Some(found),
+            Err(why) if std::fs::symlink_metadata(&path).is_ok() => {
                 tracing::warn!(path = %path.display(), %why, "damaged compile cache entry; recompiling");
                 let _ = std::fs::remove_file(&path);
                 None
             }
+            Err(_) => None,
         }
     }
 
-    /// Stores `payload` under `key` atomically; concurrent writers of one key are safe.
-    pub fn put(&self, key: &str, kind: Kind, payload: &[u8]) -> std::io::Result<()> {
+    /// Stores `payload` under `binding` atomically; concurrent writers of one key are safe.
+    pub fn put(&self, binding: &Binding, kind: Kind, payload: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        write_atomic(&self.path(key), &encode_entry(kind, payload))
+        write_atomic(&self.path(&binding.key()), &encode_entry(kind, binding, payload))
     }
 }
 
@@ -132,10 +202,12 @@ pub fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    const B: Binding = Binding { wasm_sha256: [1; 32], engine: [2; 32] };
+
     #[test]
     fn roundtrip_and_damage_detection() {
-        let e = encode_entry(Kind::Component, b"native code");
-        assert_eq!(decode_entry(&e).unwrap(), Entry { kind: Kind::Component, payload: b"native code" });
+        let e = encode_entry(Kind::Component, &B, b"native code");
+        assert_eq!(decode_entry(&e).unwrap(), Entry { kind: Kind::Component, binding: B, payload: b"native code" });
         assert!(decode_entry(&e[..e.len() - 1]).unwrap_err().contains("header says"));
         let mut flipped = e.clone();
         *flipped.last_mut().unwrap() ^= 1;
@@ -147,13 +219,46 @@ mod tests {
     fn damaged_entry_is_a_miss_and_removed() {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(dir.path());
-        cache.put("k", Kind::Module, b"code").unwrap();
-        let (kind, bytes) = cache.get("k").unwrap();
+        cache.put(&B, Kind::Module, b"code").unwrap();
+        let (kind, bytes) = cache.get(&B).unwrap();
         assert_eq!((kind, &bytes[HEADER_LEN..]), (Kind::Module, &b"code"[..]));
-        let path = cache.path("k");
+        let path = cache.path(&B.key());
         let len = std::fs::metadata(&path).unwrap().len();
         std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 2).unwrap();
-        assert_eq!(cache.get("k"), None);
+        assert_eq!(cache.get(&B), None);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn an_entry_swapped_in_from_another_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path());
+        let other = Binding { wasm_sha256: [3; 32], ..B };
+        cache.put(&other, Kind::Module, b"other program").unwrap();
+        std::fs::rename(cache.path(&other.key()), cache.path(&B.key())).unwrap();
+        assert_eq!(cache.get(&B), None, "an intact entry of another Wasm must not be used");
+        assert!(!cache.path(&B.key()).exists(), "the swapped entry is removed");
+    }
+
+    #[test]
+    fn symlinks_and_special_files_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path());
+        std::fs::create_dir_all(cache.dir()).unwrap();
+        let path = cache.path(&B.key());
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(cache.get(&B), None);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "read from /dev/zero?");
+        assert!(std::fs::symlink_metadata(&path).is_err(), "the symlink is removed");
+        // A FIFO must neither block the open nor be read.
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(cache.get(&B), None);
+        // A header that claims more than the file holds is refused without reading on.
+        let mut e = encode_entry(Kind::Module, &B, b"code");
+        e[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        std::fs::write(&path, &e).unwrap();
+        assert_eq!(cache.get(&B), None);
     }
 }

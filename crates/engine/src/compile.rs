@@ -5,7 +5,7 @@ use wasmtime::Module;
 use wasmtime::component::Component;
 
 use crate::artifact::{Artifact, Code, Kind};
-use crate::cache::{CompileCache, HEADER_LEN};
+use crate::cache::{Binding, CompileCache, HEADER_LEN};
 use crate::engine::Runtime;
 use crate::error::EngineError;
 
@@ -66,6 +66,20 @@ pub fn compile(
             if !allow_precompiled {
                 return Err(EngineError::PrecompiledNotAllowed { path: artifact.path.clone() });
             }
+            let bound = crate::cache::decode_entry(file).map(|e| e.binding).map_err(|why| EngineError::NotWasm {
+                path: artifact.path.clone(),
+                reason: format!("damaged precompiled file: {why}"),
+            })?;
+            if bound.engine != rt.compat_digest() {
+                return Err(EngineError::PrecompiledIncompatible {
+                    path: artifact.path.clone(),
+                    source: anyhow::anyhow!(
+                        "it needs engine {}, this wasmbox is engine {}",
+                        short(&bound.engine),
+                        short(&rt.compat_digest())
+                    ),
+                });
+            }
             let compiled = deserialize(engine, artifact.kind, &file[HEADER_LEN..]).map_err(|source| {
                 EngineError::PrecompiledIncompatible { path: artifact.path.clone(), source: source.into() }
             })?;
@@ -74,9 +88,10 @@ pub fn compile(
         Code::Wasm(w) => w,
     };
 
-    let key = CompileCache::key(wasm, &rt.compat_digest());
+    let binding = binding(rt, wasm);
+    let key = binding.key();
     if let Some(cache) = cache
-        && let Some((kind, entry)) = cache.get(&key)
+        && let Some((kind, entry)) = cache.get(&binding)
         && kind == artifact.kind
     {
         match deserialize(engine, kind, &entry[HEADER_LEN..]) {
@@ -102,7 +117,7 @@ pub fn compile(
         // A cache that cannot be written costs speed, not correctness.
         if let Err(e) = compiled
             .serialize()
-            .and_then(|bytes| cache.put(&key, artifact.kind, &bytes).map_err(|e| EngineError::Internal(e.into())))
+            .and_then(|bytes| cache.put(&binding, artifact.kind, &bytes).map_err(|e| EngineError::Internal(e.into())))
         {
             tracing::warn!(dir = %cache.dir().display(), "could not write the compile cache: {e:#}");
         }
@@ -110,10 +125,22 @@ pub fn compile(
     Ok((compiled, CompileSource::Compiled))
 }
 
+/// What code compiled from `wasm` by this runtime's engine is bound to.
+pub fn binding(rt: &Runtime, wasm: &[u8]) -> Binding {
+    use sha2::Digest;
+    Binding { wasm_sha256: sha2::Sha256::digest(wasm).into(), engine: rt.compat_digest() }
+}
+
+/// The first 12 hex digits of an engine digest: enough to tell two engines apart in a message.
+fn short(digest: &[u8; 32]) -> String {
+    crate::cache::hex(&digest[..6])
+}
+
 fn deserialize(engine: &Engine, kind: Kind, payload: &[u8]) -> wasmtime::Result<Compiled> {
     // SAFETY: wasmtime's deserializers trust their input to be its own output. Payloads reach
-    // here only after our header checksum matched: either a cache entry this user's wasmbox
-    // wrote, or a `wasmbox compile` file the user explicitly allowed with --allow-precompiled.
+    // here only after our header checksum matched and the header's binding is this engine's
+    // (and, for the cache, this Wasm's): either a cache entry this user's wasmbox wrote, or a
+    // `wasmbox compile` file the user explicitly allowed with --allow-precompiled.
     // wasmtime itself still rejects output of another version or configuration.
     Ok(match kind {
         Kind::Module => Compiled::Module(unsafe { Module::deserialize(engine, payload)? }),

@@ -67,8 +67,10 @@ pub enum EngineError {
     #[error("{0}")]
     NotRunnable(String),
 
+    /// The guest trapped; `memory_hit` when a growth had been refused at the memory limit
+    /// before (an allocator that aborts on failure traps this way).
     #[error("guest trapped: {message}{backtrace}")]
-    Trap { message: String, backtrace: String },
+    Trap { message: String, backtrace: String, memory_hit: bool },
 
     #[error("guest stopped: {0}")]
     Limit(LimitHit),
@@ -112,7 +114,9 @@ impl EngineError {
                 Some("recompile it from the .wasm with `wasmbox compile` (or run the .wasm directly)".into())
             }
             EngineError::MissingImport { hint, .. } => hint.clone(),
-            EngineError::Limit(LimitHit::Memory(_)) => Some("raise the limit with -m/--memory, e.g. -m 2G".into()),
+            EngineError::Limit(LimitHit::Memory(_)) | EngineError::Trap { memory_hit: true, .. } => {
+                Some("raise the limit with -m/--memory, e.g. -m 2G".into())
+            }
             EngineError::Limit(LimitHit::Timeout(_)) => Some("raise the deadline with --timeout, e.g. --timeout 30s".into()),
             EngineError::Limit(LimitHit::Fuel(_)) => Some("raise the budget with --fuel".into()),
             _ => None,

@@ -21,11 +21,26 @@ pub struct Limits {
     pub fuel: Option<u64>,
     /// Maximum number of core instances, memories and tables each. Default: 1000.
     pub max_instances: usize,
+    /// Open handles at once: files, directories, sockets, streams, pollables, HTTP fields —
+    /// every host object a guest can make the host keep (and every host fd it holds is one).
+    /// Past it the opening call fails inside the guest. Default: [`Limits::DEFAULT_MAX_HANDLES`].
+    pub max_handles: usize,
 }
 
 impl Limits {
     pub const DEFAULT_MEMORY: u64 = 1 << 30;
     pub const DEFAULT_MAX_INSTANCES: usize = 1000;
+    pub const DEFAULT_MAX_HANDLES: usize = 1024;
+    /// Host memory one guest-built set of HTTP fields (headers, trailers) may take.
+    pub const HTTP_FIELDS_BYTES: usize = 32 << 10;
+
+    /// The handle budget of a store that serves wasi:http: also small enough that the host
+    /// heap behind the largest possible fields in every handle stays within `memory_bytes`,
+    /// so a guest cannot hold more host memory through headers than it may hold itself.
+    pub fn http_handles(&self) -> usize {
+        let by_memory = (self.memory_bytes / Self::HTTP_FIELDS_BYTES as u64).max(16) as usize;
+        self.max_handles.min(by_memory)
+    }
 }
 
 impl Default for Limits {
@@ -35,6 +50,7 @@ impl Default for Limits {
             timeout: None,
             fuel: None,
             max_instances: Self::DEFAULT_MAX_INSTANCES,
+            max_handles: Self::DEFAULT_MAX_HANDLES,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! `NetPolicy`: the `--net-allow` list. Sockets may connect or bind only to addresses it allows,
-//! and only its host names may be looked up. Empty means no network at all.
+//! `NetPolicy`: the `--net-allow` list. Sockets may connect only to addresses it allows, bind
+//! and listen only on addresses a `listen=` rule allows, and only its host names may be looked
+//! up. Empty means no network at all.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
@@ -11,26 +12,41 @@ pub enum NetTarget {
     Cidr(IpAddr, u8),
 }
 
-/// One `--net-allow` entry: `HOST:PORT`, `IP[:PORT]`, `CIDR[:PORT]` (IPv6 in brackets with a port).
+/// One `--net-allow` entry: `HOST:PORT`, `IP[:PORT]`, `CIDR[:PORT]` (IPv6 in brackets with a
+/// port) to connect to; the same prefixed with `listen=` to bind and listen on (and accept
+/// connections from any peer there). A connect rule never allows listening: a guest must not
+/// squat on a port it was only meant to call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetRule {
     pub target: NetTarget,
     /// `None` allows every port.
     pub port: Option<u16>,
+    /// `listen=`: bind/listen on the address instead of connecting to it.
+    pub listen: bool,
 }
+
+/// The prefix of a rule that allows binding and listening.
+pub const LISTEN_PREFIX: &str = "listen=";
 
 impl std::str::FromStr for NetRule {
     type Err = String;
 
-    fn from_str(spec: &str) -> Result<Self, String> {
-        let bad =
-            |why: &str| format!("invalid --net-allow `{spec}`: {why} (expected HOST:PORT, IP[:PORT] or CIDR[:PORT])");
+    fn from_str(full: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!(
+                "invalid --net-allow `{full}`: {why} (expected HOST:PORT, IP[:PORT] or CIDR[:PORT], or listen=IP:PORT to listen)"
+            )
+        };
+        let (listen, spec) = match full.strip_prefix(LISTEN_PREFIX) {
+            Some(rest) => (true, rest),
+            None => (false, full),
+        };
         if spec.is_empty() {
             return Err(bad("empty"));
         }
         // A bare IPv6 address or prefix (no brackets) has no port.
         if let Some(target) = parse_ip_or_cidr(spec) {
-            return Ok(NetRule { target, port: None });
+            return Ok(NetRule { target, port: None, listen });
         }
         let (host, port) = if let Some(rest) = spec.strip_prefix('[') {
             let (inside, after) = rest.split_once(']').ok_or_else(|| bad("missing `]`"))?;
@@ -57,7 +73,7 @@ impl std::str::FromStr for NetRule {
         if matches!(target, NetTarget::Host(_)) && port.is_none() {
             return Err(bad("a host name needs a port"));
         }
-        Ok(NetRule { target, port })
+        Ok(NetRule { target, port, listen })
     }
 }
 
@@ -70,6 +86,9 @@ impl std::fmt::Display for NetRule {
             NetTarget::Cidr(ip, len) => format!("{ip}/{len}"),
         };
         let v6 = matches!(self.target, NetTarget::Ip(IpAddr::V6(_)) | NetTarget::Cidr(IpAddr::V6(_), _));
+        if self.listen {
+            f.write_str(LISTEN_PREFIX)?;
+        }
         match self.port {
             Some(p) if v6 => write!(f, "[{target}]:{p}"),
             Some(p) => write!(f, "{target}:{p}"),
@@ -118,8 +137,23 @@ fn in_cidr(addr: IpAddr, net: IpAddr, len: u8) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct NetPolicy {
     rules: Vec<NetRule>,
-    /// `(ip, port)` pairs the allowed host names resolved to at start.
-    resolved: Vec<(IpAddr, Option<u16>)>,
+    /// `(ip, port, listen)` for what the allowed host names resolved to at start.
+    resolved: Vec<(IpAddr, Option<u16>, bool)>,
+}
+
+/// What a socket wants to do with an address (wasmtime's checks, grouped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketUse {
+    /// Bind a local address (explicitly, or implicitly before connect/listen).
+    Bind,
+    /// Listen on the socket's local address.
+    Listen,
+    /// Accept a connection from this peer on a listening socket.
+    Accept,
+    /// Connect or send to this remote address.
+    Connect,
+    /// Receive a datagram from this peer.
+    Receive,
 }
 
 impl NetPolicy {
@@ -130,7 +164,7 @@ impl NetPolicy {
             if let NetTarget::Host(name) = &rule.target
                 && let Ok(addrs) = (name.as_str(), rule.port.unwrap_or(0)).to_socket_addrs()
             {
-                resolved.extend(addrs.map(|a| (a.ip().to_canonical(), rule.port)));
+                resolved.extend(addrs.map(|a| (a.ip().to_canonical(), rule.port, rule.listen)));
             }
         }
         NetPolicy { rules, resolved }
@@ -144,29 +178,45 @@ impl NetPolicy {
         &self.rules
     }
 
-    /// May a socket connect to (or bind) `addr`?
-    pub fn allows_addr(&self, addr: SocketAddr) -> bool {
+    fn has_listen(&self) -> bool {
+        self.rules.iter().any(|r| r.listen)
+    }
+
+    /// Does a rule of the given kind (`listen` or connect) match `addr`?
+    fn matches(&self, addr: SocketAddr, listen: bool) -> bool {
         let ip = addr.ip().to_canonical();
         let port_ok = |p: Option<u16>| p.is_none_or(|p| p == addr.port());
-        self.rules.iter().any(|r| {
+        self.rules.iter().filter(|r| r.listen == listen).any(|r| {
             port_ok(r.port)
                 && match r.target {
                     NetTarget::Ip(a) => a.to_canonical() == ip,
                     NetTarget::Cidr(net, len) => in_cidr(ip, net, len),
                     NetTarget::Host(_) => false,
                 }
-        }) || self.resolved.iter().any(|(a, p)| *a == ip && port_ok(*p))
+        }) || self.resolved.iter().any(|(a, p, l)| *l == listen && *a == ip && port_ok(*p))
     }
 
-    /// May a socket use `addr` for `bind` (true) or anything else (connect, listen, accept,
-    /// send-to)? Binding the wildcard address with port 0 is the ephemeral local end every
-    /// outbound connection gets (wasmtime checks it before each connect), so it is allowed
-    /// whenever any network is; listening on such a socket is still checked against the rules.
-    pub fn allows_socket(&self, addr: SocketAddr, bind: bool) -> bool {
-        if bind && !self.is_empty() && addr.ip().is_unspecified() && addr.port() == 0 {
-            return true;
+    /// May a socket connect to (or send to) `addr`?
+    pub fn allows_addr(&self, addr: SocketAddr) -> bool {
+        self.matches(addr, false)
+    }
+
+    /// May a socket use `addr` this way? Binding the wildcard address with port 0 is the
+    /// ephemeral local end every outbound connection gets (wasmtime checks it before each
+    /// connect), so it is allowed whenever any network is; listening on such a socket is still
+    /// checked against the `listen=` rules. Every other bind, and every listen, needs a
+    /// `listen=` rule; connects and sends need a connect rule.
+    pub fn allows(&self, addr: SocketAddr, usage: SocketUse) -> bool {
+        match usage {
+            SocketUse::Bind => {
+                (!self.is_empty() && addr.ip().is_unspecified() && addr.port() == 0) || self.matches(addr, true)
+            }
+            SocketUse::Listen => self.matches(addr, true),
+            // Only reachable on a socket that passed the listen check: any peer may connect.
+            SocketUse::Accept => self.has_listen(),
+            SocketUse::Connect => self.matches(addr, false),
+            SocketUse::Receive => self.matches(addr, false) || self.has_listen(),
         }
-        self.allows_addr(addr)
     }
 
     /// May the guest look up `name`? IP literals need no lookup; host names must be listed.
@@ -185,7 +235,15 @@ mod tests {
 
     #[test]
     fn rules_print_as_they_parse() {
-        for spec in ["example.com:443", "10.0.0.1", "10.0.0.0/8:80", "::1", "[::1]:8080", "[fd00::/8]:53"] {
+        for spec in [
+            "example.com:443",
+            "10.0.0.1",
+            "10.0.0.0/8:80",
+            "::1",
+            "[::1]:8080",
+            "[fd00::/8]:53",
+            "listen=127.0.0.1:80",
+        ] {
             let rule: NetRule = spec.parse().unwrap();
             assert_eq!(rule.to_string().parse::<NetRule>().unwrap(), rule, "{spec}");
         }
@@ -197,17 +255,24 @@ mod tests {
 
     #[test]
     fn parses_every_form() {
-        assert_eq!(rule("example.com:443"), NetRule { target: NetTarget::Host("example.com".into()), port: Some(443) });
-        assert_eq!(rule("10.1.2.3"), NetRule { target: NetTarget::Ip("10.1.2.3".parse().unwrap()), port: None });
+        assert_eq!(
+            rule("example.com:443"),
+            NetRule { target: NetTarget::Host("example.com".into()), port: Some(443), listen: false }
+        );
+        assert_eq!(
+            rule("10.1.2.3"),
+            NetRule { target: NetTarget::Ip("10.1.2.3".parse().unwrap()), port: None, listen: false }
+        );
+        assert!(rule("listen=[::1]:8080").listen);
         assert_eq!(rule("10.1.2.3:80").port, Some(80));
         assert_eq!(
             rule("10.0.0.0/8:443"),
-            NetRule { target: NetTarget::Cidr("10.0.0.0".parse().unwrap(), 8), port: Some(443) }
+            NetRule { target: NetTarget::Cidr("10.0.0.0".parse().unwrap(), 8), port: Some(443), listen: false }
         );
         assert_eq!(rule("::1").target, NetTarget::Ip("::1".parse().unwrap()));
         assert_eq!(rule("[::1]:8080").port, Some(8080));
         assert_eq!(rule("fd00::/8").target, NetTarget::Cidr("fd00::".parse().unwrap(), 8));
-        for bad in ["", "example.com", "host:0", "host:99999", "10.0.0.0/33", "a b:80", "[::1", "-x.com:1"] {
+        for bad in ["", "example.com", "host:0", "host:99999", "10.0.0.0/33", "a b:80", "[::1", "-x.com:1", "listen="] {
             assert!(bad.parse::<NetRule>().is_err(), "{bad} should be rejected");
         }
     }
@@ -227,12 +292,29 @@ mod tests {
 
     #[test]
     fn ephemeral_bind_only_with_some_network() {
+        use SocketUse::*;
         let p = NetPolicy::new(vec![rule("127.0.0.1:8080")]);
-        assert!(p.allows_socket("0.0.0.0:0".parse().unwrap(), true));
-        assert!(p.allows_socket("[::]:0".parse().unwrap(), true));
-        assert!(!p.allows_socket("0.0.0.0:0".parse().unwrap(), false), "listening on the wildcard is not implied");
-        assert!(!p.allows_socket("0.0.0.0:80".parse().unwrap(), true));
-        assert!(!NetPolicy::default().allows_socket("0.0.0.0:0".parse().unwrap(), true));
+        assert!(p.allows("0.0.0.0:0".parse().unwrap(), Bind));
+        assert!(p.allows("[::]:0".parse().unwrap(), Bind));
+        assert!(!p.allows("0.0.0.0:0".parse().unwrap(), Listen), "listening on the wildcard is not implied");
+        assert!(!p.allows("0.0.0.0:80".parse().unwrap(), Bind));
+        assert!(!NetPolicy::default().allows("0.0.0.0:0".parse().unwrap(), Bind));
+    }
+
+    #[test]
+    fn connect_rules_do_not_allow_listening() {
+        use SocketUse::*;
+        let a: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let connect = NetPolicy::new(vec![rule("127.0.0.1:8080")]);
+        assert!(connect.allows(a, Connect));
+        assert!(!connect.allows(a, Bind), "port squatting on a connect-only address");
+        assert!(!connect.allows(a, Listen));
+        assert!(!connect.allows("10.0.0.9:1".parse().unwrap(), Accept));
+        let listen = NetPolicy::new(vec![rule("listen=127.0.0.1:8080")]);
+        assert!(listen.allows(a, Bind) && listen.allows(a, Listen));
+        assert!(listen.allows("10.0.0.9:1".parse().unwrap(), Accept), "any peer may connect to a listener");
+        assert!(!listen.allows(a, Connect), "a listen rule is not a connect rule");
+        assert!(!listen.allows("127.0.0.1:8081".parse().unwrap(), Bind));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::engine::Runtime;
 use crate::error::{EngineError, LimitHit};
 use crate::limits::{Limits, MemoryLimiter};
 use crate::lookup::{HasNetPolicy, shadow_name_lookup};
+use crate::meter::{HostWork, MeteredRng};
 use crate::net::NetPolicy;
 use crate::wasi::build_ctx;
 
@@ -37,7 +38,8 @@ pub struct RunStats {
 
 /// Runs `compiled` with exactly `caps` and `limits`; returns the guest's exit code.
 pub async fn run(rt: &Runtime, compiled: &Compiled, caps: &Capabilities, limits: &Limits) -> Result<i32, EngineError> {
-    let _ticker = limits.timeout.map(|_| rt.start_ticker());
+    // Deadlines and host-work charges (fuel) are applied on epoch ticks.
+    let _ticker = (limits.timeout.is_some() || limits.fuel.is_some()).then(|| rt.start_ticker());
     run_observed(rt, compiled, caps, limits, Arc::new(RunStats::default())).await
 }
 
@@ -54,12 +56,13 @@ pub async fn run_observed(
     if limits.fuel.is_some() && !rt.options().fuel {
         return Err(EngineError::Internal(anyhow::anyhow!("--fuel needs an engine created with fuel enabled")));
     }
-    let wasi = build_ctx(caps)?;
+    let mut wasi = build_ctx(caps)?;
+    let work = meter_host_work(&mut wasi, limits);
     let running = async {
         match compiled {
-            Compiled::Module(m) => run_module(rt, m, wasi, limits, stats.clone()).await,
+            Compiled::Module(m) => run_module(rt, m, wasi, limits, stats.clone(), work).await,
             Compiled::Component(c) => {
-                run_component(rt, c, wasi, Arc::new(caps.net.clone()), limits, stats.clone()).await
+                run_component(rt, c, wasi, Arc::new(caps.net.clone()), limits, stats.clone(), work).await
             }
         }
     };
@@ -113,13 +116,17 @@ async fn run_module(
     mut wasi: WasiCtxBuilder,
     limits: &Limits,
     stats: Arc<RunStats>,
+    work: Option<Arc<HostWork>>,
 ) -> Result<i32, EngineError> {
     let engine = rt.engine();
     let pre = link_module(rt, module)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
-    let mut store = Store::new(engine, ModuleHost { wasi: wasi.build_p1(), limiter });
+    let mut host = ModuleHost { wasi: wasi.build_p1(), limiter };
+    // WASI preview 1 descriptors live in the adapter's resource table: the handle budget.
+    host.wasi.ctx().table.set_max_capacity(limits.max_handles);
+    let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limiter);
-    arm_limits_observed(&mut store, limits, Some(stats.clone()))?;
+    arm_limits_observed(&mut store, limits, Some(stats.clone()), work)?;
     let outcome = with_deadline(limits.timeout, async {
         let instance = pre.instantiate_async(&mut store).await?;
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -138,14 +145,17 @@ async fn run_component(
     net: Arc<NetPolicy>,
     limits: &Limits,
     stats: Arc<RunStats>,
+    work: Option<Arc<HostWork>>,
 ) -> Result<i32, EngineError> {
     let engine = rt.engine();
     let pre = link_component(rt, component)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
-    let host = ComponentHost { wasi: wasi.build(), table: ResourceTable::new(), limiter, net };
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(limits.max_handles);
+    let host = ComponentHost { wasi: wasi.build(), table, limiter, net };
     let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limiter);
-    arm_limits_observed(&mut store, limits, Some(stats.clone()))?;
+    arm_limits_observed(&mut store, limits, Some(stats.clone()), work)?;
     let outcome = with_deadline(limits.timeout, async {
         let command = pre.instantiate_async(&mut store).await?;
         command.wasi_cli_run().call_run(&mut store).await
@@ -190,15 +200,29 @@ fn link_component(rt: &Runtime, component: &Component) -> Result<CommandPre<Comp
     })
 }
 
+/// With fuel, the guest's random data comes from generators that count what they produce, so
+/// the host work can be charged to its fuel (see `meter`).
+pub(crate) fn meter_host_work(wasi: &mut WasiCtxBuilder, limits: &Limits) -> Option<Arc<HostWork>> {
+    limits.fuel?;
+    let work = Arc::new(HostWork::default());
+    wasi.secure_random(MeteredRng::new(work.clone())).insecure_random(MeteredRng::new(work.clone()));
+    Some(work)
+}
+
 /// Sets fuel and the epoch deadline on a fresh store.
-pub(crate) fn arm_limits<T: Send + 'static>(store: &mut Store<T>, limits: &Limits) -> Result<(), EngineError> {
-    arm_limits_observed(store, limits, None)
+pub(crate) fn arm_limits<T: Send + 'static>(
+    store: &mut Store<T>,
+    limits: &Limits,
+    work: Option<Arc<HostWork>>,
+) -> Result<(), EngineError> {
+    arm_limits_observed(store, limits, None, work)
 }
 
 fn arm_limits_observed<T: Send + 'static>(
     store: &mut Store<T>,
     limits: &Limits,
     stats: Option<Arc<RunStats>>,
+    work: Option<Arc<HostWork>>,
 ) -> Result<(), EngineError> {
     if let Some(fuel) = limits.fuel {
         store.set_fuel(fuel).map_err(internal)?;
@@ -209,7 +233,16 @@ fn arm_limits_observed<T: Send + 'static>(
     // Each epoch tick: stop the guest once past its deadline, otherwise yield to the executor
     // so the wall-clock timer around the run can fire and guests sharing the thread get a
     // turn. Without a ticker running the epoch never advances and this costs nothing.
-    store.epoch_deadline_callback(move |ctx| {
+    store.epoch_deadline_callback(move |mut ctx| {
+        // Host work since the last tick is paid from fuel; at zero the guest stops (OutOfFuel)
+        // at its next instruction.
+        if let Some(work) = &work {
+            let units = work.take();
+            if units > 0 {
+                let left = ctx.get_fuel()?;
+                ctx.set_fuel(left.saturating_sub(units))?;
+            }
+        }
         if let (Some(stats), Some(fuel)) = (&stats, fuel) {
             let left = ctx.get_fuel().unwrap_or(fuel);
             stats.fuel_used.store(fuel.saturating_sub(left), Ordering::Relaxed);
@@ -257,17 +290,23 @@ pub(crate) fn finish(
         Some(Trap::Interrupt) => return Err(timeout()),
         _ => {}
     }
-    // Growth past the memory limit fails the Wasm way (-1); a guest that then gives up by
-    // trapping (Rust aborts on allocation failure) was stopped by the limit, not by a bug.
-    if memory_hit {
+    let trap = err.downcast_ref::<Trap>().copied();
+    // Growth past the limit fails the Wasm way (memory.grow returns -1) and the guest goes on.
+    // Only a failure outside guest code (instantiation could not get its memory) was stopped by
+    // the limit; a trap afterwards is the guest's own and is reported as what it is, with the
+    // refused growth named so an out-of-memory abort is still recognisable.
+    if memory_hit && trap.is_none() {
         return Err(EngineError::Limit(LimitHit::Memory(limits.memory_bytes)));
     }
     let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| format!("\n{bt}")).unwrap_or_default();
-    let message = match err.downcast_ref::<Trap>() {
+    let mut message = match trap {
         Some(trap) => trap.to_string(),
         None => err.root_cause().to_string(),
     };
-    Err(EngineError::Trap { message, backtrace: backtrace.trim_end().to_string() })
+    if memory_hit {
+        message.push_str(&format!(" (memory.grow had been refused: {})", LimitHit::Memory(limits.memory_bytes)));
+    }
+    Err(EngineError::Trap { message, backtrace: backtrace.trim_end().to_string(), memory_hit })
 }
 
 pub(crate) fn internal(e: wasmtime::Error) -> EngineError {

@@ -7,6 +7,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::capabilities::{Capabilities, Output, Stdin};
 use crate::error::EngineError;
+use crate::net::SocketUse;
 use crate::output::{OutStream, SinkStream};
 
 /// Builds the WASI context builder for `caps`. The caller finishes it with `build()` for a
@@ -39,13 +40,20 @@ pub fn build_ctx(caps: &Capabilities) -> Result<WasiCtxBuilder, EngineError> {
     }
 
     // Network: TCP and UDP exist only when something is allowed, and then every address is
-    // checked against the policy (connect, bind, send-to alike).
+    // checked against the policy: connect and send-to against connect rules, bind and listen
+    // against `listen=` rules.
     let net = Arc::new(caps.net.clone());
     let enabled = !net.is_empty();
     b.allow_tcp(enabled).allow_udp(enabled).allow_ip_name_lookup(enabled);
     b.socket_addr_check(move |addr, usage: SocketAddrUse| {
-        let bind = matches!(usage, SocketAddrUse::TcpBind | SocketAddrUse::UdpBind);
-        let allowed = net.allows_socket(addr, bind);
+        let how = match usage {
+            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => SocketUse::Bind,
+            SocketAddrUse::TcpListen => SocketUse::Listen,
+            SocketAddrUse::TcpAccept => SocketUse::Accept,
+            SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => SocketUse::Connect,
+            SocketAddrUse::UdpReceive => SocketUse::Receive,
+        };
+        let allowed = net.allows(addr, how);
         if !allowed {
             tracing::debug!(%addr, ?usage, "socket address denied by --net-allow");
         }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use wasmbox_engine::reserve::FdReserve;
 
 use crate::error::HostError;
 use crate::manager::{EndRequest, Manager};
@@ -69,7 +70,7 @@ pub fn run(home: &Path, ready: impl FnOnce(&Path, &crate::recover::Recovered)) -
         .event_interval(1)
         .build()
         .map_err(|e| io("failed to start the runtime", e))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let manager = Manager::open(home)?;
         let recovered = manager.recover()?;
         let socket = socket_path(home);
@@ -80,7 +81,11 @@ pub fn run(home: &Path, ready: impl FnOnce(&Path, &crate::recover::Recovered)) -
         shutdown(&manager).await;
         let _ = std::fs::remove_file(&socket);
         Ok(())
-    })
+    });
+    // A container stopped while blocked in a file operation (a FIFO read) leaves a blocking
+    // thread behind; the daemon must still exit.
+    runtime.shutdown_background();
+    result
 }
 
 /// Binds the socket with mode 0600 from the first instant (umask 077 around the bind).
@@ -99,19 +104,36 @@ fn bind_private(socket: &Path) -> std::io::Result<tokio::net::UnixListener> {
     Ok(listener)
 }
 
+/// Descriptors kept for the API when containers have used up the process's limit.
+const API_FD_RESERVE: usize = 64;
+
 async fn serve(manager: Arc<Manager>, listener: tokio::net::UnixListener) {
     let signal = shutdown_signal();
     tokio::pin!(signal);
+    let reserve = Arc::new(FdReserve::new(API_FD_RESERVE));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = &mut signal => return,
         };
-        let Ok((stream, _)) = accepted else { continue };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) if FdReserve::is_exhaustion(&e) && reserve.release() > 0 => {
+                tracing::warn!("out of file descriptors; answering the API from the reserve");
+                continue;
+            }
+            Err(_) => {
+                // Back off rather than spin; containers ending will free descriptors.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let m = manager.clone();
+        let reserve = reserve.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| crate::api::handle(m.clone(), req));
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            reserve.refill();
         });
     }
 }

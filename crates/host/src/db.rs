@@ -150,9 +150,9 @@ impl Db {
         Ok(())
     }
 
-    pub fn remove(&self, id: &str) -> Result<(), HostError> {
-        self.conn.execute("DELETE FROM containers WHERE id = ?1", [id])?;
-        Ok(())
+    /// Deletes the row; `false` when there was none (someone else removed it first).
+    pub fn remove(&self, id: &str) -> Result<bool, HostError> {
+        Ok(self.conn.execute("DELETE FROM containers WHERE id = ?1", [id])? == 1)
     }
 }
 

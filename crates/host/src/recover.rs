@@ -49,7 +49,10 @@ impl Manager {
                     Err(e) => tracing::warn!(id = %c.id, "restart after recovery failed: {e}"),
                 }
             } else if c.spec.auto_remove {
-                self.remove_stored(&c.id)?;
+                match self.remove_stored(&c.id) {
+                    Ok(()) | Err(HostError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         let known: std::collections::HashSet<&str> = all.iter().map(|c| c.id.as_str()).collect();

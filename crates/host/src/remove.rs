@@ -24,8 +24,12 @@ impl Manager {
         Ok(c)
     }
 
+    /// Deletes the row, then the directory. Of two concurrent removals exactly one succeeds:
+    /// the other finds no row and says the container is gone.
     pub(crate) fn remove_stored(&self, id: &str) -> Result<(), HostError> {
-        self.db().remove(id)?;
+        if !self.db().remove(id)? {
+            return Err(HostError::NotFound(format!("{id} (it was removed meanwhile)")));
+        }
         let dir = self.container_dir(id);
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound

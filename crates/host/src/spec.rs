@@ -80,6 +80,9 @@ pub struct ContainerSpec {
     pub timeout_ms: Option<u64>,
     #[serde(default)]
     pub fuel: Option<u64>,
+    /// `--max-handles`; `None` (and specs stored before it existed): the engine's default.
+    #[serde(default)]
+    pub max_handles: Option<usize>,
     #[serde(default)]
     pub restart: RestartPolicy,
     /// Remove the container when it ends for good (`--rm`).
@@ -132,6 +135,7 @@ impl ContainerSpec {
             memory_bytes: self.memory_bytes,
             timeout: self.timeout_ms.map(Duration::from_millis),
             fuel: self.fuel,
+            max_handles: self.max_handles.unwrap_or(Limits::DEFAULT_MAX_HANDLES),
             ..Limits::default()
         }
     }

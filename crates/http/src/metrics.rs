@@ -144,7 +144,7 @@ mod tests {
         m.record(
             500,
             Duration::from_millis(30),
-            Some(&Err(EngineError::Trap { message: "x".into(), backtrace: String::new() })),
+            Some(&Err(EngineError::Trap { message: "x".into(), backtrace: String::new(), memory_hit: false })),
         );
         m.record(
             504,

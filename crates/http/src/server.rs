@@ -23,6 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmbox_engine::http::{BodyLimits, Handled, HttpFailure, InstanceDone, Outcome, ResponseBody, text_response};
+use wasmbox_engine::reserve::FdReserve;
 
 use crate::access_log::{Entry, LogFormat, LogTarget, Logger};
 use crate::metrics::{Metrics, serve_metrics};
@@ -91,6 +92,9 @@ struct State {
     log: Logger,
 }
 
+/// Descriptors kept back for the listener (see `FdReserve`).
+const LISTENER_FD_RESERVE: usize = 32;
+
 /// Serves until `shutdown` resolves, then drains in-flight requests for up to
 /// `shutdown_timeout`. Prints `Serving HTTP on http://ADDR/` (the real port) first. `live`
 /// is the instance counter the router's handlers share.
@@ -116,6 +120,9 @@ pub fn serve(
         let thread = std::thread::Builder::new().name(format!("wasmbox-worker-{i}")).spawn(move || {
             // Runs the connections spawned onto this runtime until told to stop.
             let _ = runtime.block_on(stopped);
+            // A guest stopped at its deadline while blocked in a file operation (a FIFO read)
+            // leaves its blocking thread behind: never wait for those.
+            runtime.shutdown_background();
         })?;
         workers.push((stop, thread));
     }
@@ -124,6 +131,7 @@ pub fn serve(
         let _ = stop.send(());
         let _ = thread.join();
     }
+    main.shutdown_background();
     result
 }
 
@@ -154,11 +162,18 @@ async fn accept_loop(
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
+    // Each instance is held to its handle budget; if all together still use up the process's
+    // descriptors, the listener keeps accepting from this reserve.
+    let reserve = Arc::new(FdReserve::new(LISTENER_FD_RESERVE));
     for next in (0..workers.len()).cycle() {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
-                // Out of file descriptors and the like: back off instead of spinning.
+                Err(e) if FdReserve::is_exhaustion(&e) && reserve.release() > 0 => {
+                    say.line("out of file descriptors; accepting from the reserve");
+                    continue;
+                }
+                // Otherwise back off instead of spinning.
                 Err(_) => { tokio::time::sleep(Duration::from_millis(10)).await; continue; }
             },
             () = &mut shutdown => break,
@@ -171,6 +186,7 @@ async fn accept_loop(
         // Hand the socket to the worker's own reactor.
         let Ok(stream) = stream.into_std() else { continue };
         let state = state.clone();
+        let reserve = reserve.clone();
         let watcher = graceful.watcher();
         workers[next].spawn(async move {
             let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
@@ -183,6 +199,7 @@ async fn accept_loop(
                 .serve_connection(TokioIo::new(stream), service);
             let _ = watcher.watch(conn).await;
             drop(permit);
+            reserve.refill();
         });
     }
     drop(listener);
@@ -253,6 +270,11 @@ async fn route_and_run(
     request: Request<Incoming>,
 ) -> (Response<ResponseBody>, Pending, Option<OwnedSemaphorePermit>) {
     let options = &state.options;
+    // wasi:http hands the guest an authority; a request without one (HTTP/1.0 with no Host)
+    // is the client's mistake, not a server failure.
+    if request.uri().authority().is_none() && !request.headers().contains_key(hyper::header::HOST) {
+        return (text_response(400, "the request has no Host header\n"), Pending::None, None);
+    }
     let Some(route) = state.router.find(request.uri().path()) else {
         return (text_response(404, "no route for this path\n"), Pending::None, None);
     };

@@ -42,10 +42,11 @@ pub fn precompile(rt: &Runtime, layer: &WasmLayer) -> anyhow::Result<Option<Vec<
     let name = layer.config.digest().to_string();
     let artifact = artifact::from_bytes(Path::new(&name), layer.layer.clone())?;
     // Only Wasm is compiled: native code that arrived in an image is never trusted.
-    if artifact.wasm().is_none() {
+    let Some(wasm) = artifact.wasm() else {
         return Ok(None);
-    }
+    };
+    let binding = wasmbox_engine::compile::binding(rt, wasm);
     let (compiled, _) = wasmbox_engine::compile(rt, &artifact, None, false)?;
     log::info!("precompiled layer {name} ({} bytes of Wasm)", layer.layer.len());
-    Ok(Some(cache::encode_entry(compiled.kind(), &compiled.serialize()?)))
+    Ok(Some(cache::encode_entry(compiled.kind(), &binding, &compiled.serialize()?)))
 }

@@ -29,7 +29,9 @@ use crate::capabilities::Capabilities;
 use crate::engine::Runtime;
 use crate::error::{EngineError, LimitHit};
 use crate::limits::{Limits, MemoryLimiter};
-use crate::run::{arm_limits, finish, internal, link_error, with_deadline};
+use crate::lookup::{HasNetPolicy, shadow_name_lookup};
+use crate::net::NetPolicy;
+use crate::run::{arm_limits, finish, internal, link_error, meter_host_work, with_deadline};
 use crate::wasi::build_ctx;
 use body::{BodyIdle, IdleTimeout};
 use outbound::OutboundHooks;
@@ -90,6 +92,13 @@ struct HttpHost {
     table: ResourceTable,
     limiter: MemoryLimiter,
     hooks: OutboundHooks,
+    net: Arc<NetPolicy>,
+}
+
+impl HasNetPolicy for HttpHost {
+    fn net_policy(&self) -> Arc<NetPolicy> {
+        self.net.clone()
+    }
 }
 
 impl WasiView for HttpHost {
@@ -111,6 +120,8 @@ pub struct HttpHandler {
     pre: ProxyPre<HttpHost>,
     caps: Arc<Capabilities>,
     allow: Arc<HttpAllow>,
+    /// The sockets policy, shared by every request's instance (its names resolved once).
+    net: Arc<NetPolicy>,
     limits: Limits,
     live: Arc<AtomicUsize>,
 }
@@ -129,13 +140,16 @@ impl HttpHandler {
         let mut linker = wasmtime::component::Linker::<HttpHost>::new(rt.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(internal)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(internal)?;
+        // Name lookups only for --net-allow's host names, exactly as in `run`.
+        shadow_name_lookup(&mut linker).map_err(EngineError::Internal)?;
         let pre = linker.instantiate_pre(component).map_err(link_error)?;
         let pre = ProxyPre::new(pre).map_err(|e| {
             EngineError::NotRunnable(format!(
                 "the component does not export `wasi:http/incoming-handler`: it is not an HTTP component ({e})"
             ))
         })?;
-        Ok(HttpHandler { rt: rt.clone(), pre, caps: Arc::new(caps), allow: Arc::new(allow), limits, live })
+        let net = Arc::new(caps.net.clone());
+        Ok(HttpHandler { rt: rt.clone(), pre, caps: Arc::new(caps), allow: Arc::new(allow), net, limits, live })
     }
 
     /// Answers one request in a fresh instance. The response head comes back as soon as the
@@ -152,20 +166,29 @@ impl HttpHandler {
             http_body_util::Limited::new(IdleTimeout::new(incoming, body.idle_timeout), body.max_bytes as usize)
                 .map_err(move |e| body_error(e, body.max_bytes))
         });
-        let wasi = match build_ctx(&self.caps) {
-            Ok(mut b) => b.build(),
+        let (wasi, work) = match build_ctx(&self.caps) {
+            Ok(mut b) => {
+                let work = meter_host_work(&mut b, &self.limits);
+                (b.build(), work)
+            }
             Err(e) => return failed(e.to_string()),
         };
+        // Handles and header sizes bound the host memory a request can pin (see Limits).
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(Limits::HTTP_FIELDS_BYTES);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(self.limits.http_handles());
         let host = HttpHost {
             wasi,
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            http,
+            table,
             limiter: MemoryLimiter::new(&self.limits),
             hooks: OutboundHooks { allow: self.allow.clone() },
+            net: self.net.clone(),
         };
         let mut store = Store::new(self.rt.engine(), host);
         store.limiter(|h| &mut h.limiter);
-        if let Err(e) = arm_limits(&mut store, &self.limits) {
+        if let Err(e) = arm_limits(&mut store, &self.limits, work) {
             return failed(e.to_string());
         }
         let (sender, receiver) = tokio::sync::oneshot::channel();
