@@ -499,3 +499,100 @@ fn recovery_removes_orphans_and_old_unused_wasm_only() {
     assert!(!orphan.exists(), "a directory without a row: removed");
     assert!(h.path().join("containers").join(id).exists());
 }
+
+// ---- Issue 12 (hardening): a guest that hoards host resources fails alone.
+
+#[test]
+fn a_descriptor_hoarding_guest_fails_alone_and_the_api_keeps_answering() {
+    let h = DaemonHome::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), "x").unwrap();
+    let grant = format!("{}:/d:ro", dir.path().display());
+    h.detach(&["--name", "ticker", PROBE_MODULE, "tick", "0", "20"]);
+    // Three hoarders with the default budget, one restarting forever: each holds at most its
+    // handle budget of descriptors, then fails (137, the limit named).
+    for name in ["hog1", "hog2"] {
+        h.detach(&["--name", name, "-v", &grant, PROBE_COMPONENT, "open-many", "/d/f", "60000"]);
+    }
+    h.detach(&["--name", "hog3", "--restart", "always", "-v", &grant, PROBE_MODULE, "open-many", "/d/f", "0"]);
+    h.wait(30, "the hoarders to hit their budget", || {
+        ["hog1", "hog2"].iter().all(|n| h.status(n) == "exited")
+            && h.inspect("hog3")["restarts"].as_u64().unwrap_or(0) >= 2
+    });
+    for name in ["hog1", "hog2"] {
+        let c = h.inspect(name);
+        assert_eq!(c["exit_code"], 137, "{c}");
+        assert!(c["reason"].as_str().unwrap().contains("handle limit of 1024"), "{c}");
+    }
+    // The operator is never locked out: ps and rm -f answer at once, also for the restarter.
+    for _ in 0..3 {
+        let started = Instant::now();
+        h.run(&["ps", "-a"]).code(0).stdout_has("hog3");
+        assert!(started.elapsed() < Duration::from_secs(1), "ps took {:?}", started.elapsed());
+    }
+    let started = Instant::now();
+    h.run(&["rm", "-f", "hog3"]).code(0);
+    assert!(started.elapsed() < Duration::from_secs(2), "rm -f took {:?}", started.elapsed());
+    assert_eq!(h.status("ticker"), "running");
+    let before = h.logs("ticker").lines().count();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.logs("ticker").lines().count() > before, "the ticker stopped ticking");
+    // A smaller budget is the user's to set.
+    h.detach(&["--name", "small", "--max-handles", "40", "-v", &grant, PROBE_MODULE, "open-many", "/d/f", "0"]);
+    h.wait(20, "small to end", || h.status("small") == "exited");
+    assert!(h.inspect("small")["reason"].as_str().unwrap().contains("handle limit of 40"));
+}
+
+#[test]
+fn state_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = DaemonHome::new();
+    // An install from before: a world-readable home and database.
+    std::fs::set_permissions(h.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(h.path().join("old-file"), "x").unwrap();
+    std::fs::set_permissions(h.path().join("old-file"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let first = h.run(&["run", "-d", "--name", "secretive", "-e", "TOKEN=hunter2", PROBE_MODULE, "env"]);
+    first.code(0).stderr_has("made").stderr_has("private to its owner");
+    h.wait(10, "the container to end", || h.status("secretive") == "exited");
+    assert!(h.logs("secretive").contains("TOKEN=hunter2"));
+    // Told once: the next command says nothing about it.
+    assert!(!h.run(&["ps", "-a"]).stderr.contains("private to its owner"));
+    let mut checked = 0;
+    let mut stack = vec![h.path().to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
+        checked += 1;
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    for name in ["wasmbox.db", "daemon.log", "old-file"] {
+        assert!(h.path().join(name).exists(), "{name} missing");
+    }
+    assert!(checked > 6, "only {checked} paths checked");
+}
+
+#[test]
+fn of_two_concurrent_removals_one_says_the_container_is_gone() {
+    let h = DaemonHome::new();
+    for round in 0..3 {
+        let name = format!("victim{round}");
+        h.detach(&["--name", &name, &idle()]);
+        let spawn = || h.home.cmd().args(["rm", "-f", &name]).output().unwrap();
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(spawn);
+            let b = s.spawn(spawn);
+            (Out::from(a.join().unwrap()), Out::from(b.join().unwrap()))
+        });
+        let mut codes = [a.code, b.code];
+        codes.sort();
+        assert_eq!(codes, [0, 1], "exactly one removal succeeds:\n{a:?}\n{b:?}");
+        let failed = if a.code == 1 { &a } else { &b };
+        failed.stderr_has("no such container");
+    }
+}

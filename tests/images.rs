@@ -156,6 +156,21 @@ fn requested_capabilities_are_shown_never_granted_silently() {
 }
 
 #[test]
+fn an_image_cannot_raise_its_own_limits() {
+    // Issue 12.8: `memory = "4G"` baked into an image is not a grant; inspect shows it.
+    let home = Home::new();
+    let app = app_dir("limits = { memory = \"4G\", timeout = \"9s\" }\n");
+    home.run(&["build", "-t", "greedy", app.path().to_str().unwrap()]).code(0);
+    home.run(&["inspect", "greedy"]).code(0).stdout_has("limits:  memory 4G, timeout 9s");
+    home.run(&["run", "greedy", "alloc-bomb"])
+        .code(134)
+        .stderr_has("ignored: pass -m 4G or --grant-requested")
+        .stderr_has("memory limit of 1 GiB");
+    // The user's own flag is the opt-in.
+    home.run(&["run", "-m", "40M", "greedy", "alloc-bomb"]).code(134).stderr_has("memory limit of 40 MiB");
+}
+
+#[test]
 fn app_limits_apply_and_flags_override_them() {
     let home = Home::new();
     let app = app_dir("limits = { memory = \"32M\" }\n");

@@ -613,3 +613,82 @@ fn the_deadline_stops_an_instance_streaming_to_a_slow_reader() {
     }
     server.healthy();
 }
+
+// ---- Issue 12 (hardening): what an attack on `serve` broke, each as the attacker would try it.
+
+#[test]
+fn http_1_0_without_host_is_a_client_error() {
+    let server = Server::start(&[HTTP_PROBE_COMPONENT]);
+    let answer = server.raw(b"GET / HTTP/1.0\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.0 400") || answer.starts_with("HTTP/1.1 400"), "{answer}");
+    server.healthy();
+}
+
+#[test]
+fn name_lookups_in_serve_are_limited_to_net_allow_names() {
+    // A guest allowed to reach one address must not resolve (and leak data through DNS to) any
+    // other name; `localhost` is listed, so it resolves.
+    let server = Server::start(&["--net-allow", "localhost:9", HTTP_PROBE_COMPONENT]);
+    let (status, body) = server.get("/lookup/exfil-secret.example.com");
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = server.get("/lookup/localhost");
+    assert_eq!(status, 200, "{body}");
+    server.healthy();
+}
+
+#[test]
+fn header_fields_cannot_amplify_host_memory() {
+    // Each `fields` a guest builds holds host memory; with -m 16M the handles and the fields
+    // cap keep one request's host heap near that size (it was 500 MB).
+    let server = Server::start(&["-m", "16M", HTTP_PROBE_COMPONENT]);
+    let pid = server.child.as_ref().unwrap().id();
+    let before = rss_kib(pid);
+    let (status, body) = server.get("/fields/100000");
+    // The guest stops at its handle budget (500, a limit) or keeps what the host accepted.
+    assert!(status == 500 || body.starts_with("kept"), "{status} {body}");
+    let after = rss_kib(pid);
+    assert!(after < before + 96 * 1024, "server RSS grew from {before} KiB to {after} KiB");
+    server.healthy();
+    let log = server.log.lock().unwrap().clone();
+    if status == 500 {
+        assert!(log.contains("handle limit of"), "{log}");
+    }
+}
+
+#[test]
+fn a_guest_blocked_on_a_fifo_is_stopped_and_sigterm_still_exits() {
+    // A FIFO in a granted directory blocks the reading thread forever; the deadline must end
+    // the request and SIGTERM must still end the server.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let grant = format!("{}:/data", dir.path().display());
+    let mut server = Server::start(&["--timeout", "500ms", "-v", &grant, HTTP_PROBE_COMPONENT]);
+    let started = Instant::now();
+    let r = http(&server.addr, "GET", "/read/data/pipe", None, &[]).unwrap();
+    assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    server.healthy();
+    let mut child = server.child.take().unwrap();
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(Instant::now() < deadline, "server did not exit after SIGTERM with a blocked guest thread");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn options_after_source_are_refused_not_granted() {
+    let home = Home::new();
+    home.run(&["serve", "--listen", "127.0.0.1:0", HTTP_PROBE_COMPONENT, "-v", "/"])
+        .code(125)
+        .stderr_has("unexpected `-v` after SOURCE");
+}

@@ -20,11 +20,12 @@ Exit codes:
   126   the artifact cannot run (not Wasm, invalid, missing import)
   127   the source was not found
   134   the guest trapped (message and Wasm backtrace on stderr)
-  137   a limit stopped the guest (memory, timeout or fuel; named on stderr)
+  137   a limit stopped the guest (memory, timeout, fuel or open handles; named on stderr)
 With -d: 0 once the container is stored and started (its id is printed), 1 when the daemon
 refuses the request (e.g. the name is in use), 125/126/127 as above.
 
 Nothing is granted by default: no files, no environment, no network, no current directory.
+Everything after SOURCE goes to the guest; wasmbox options go before it.
 stdin, stdout and stderr are connected (with -d: stdin is empty, output goes to `wasmbox logs`).";
 
 /// Run a WebAssembly module (WASI preview 1) or component (WASI 0.2) as a container

@@ -16,6 +16,8 @@ pub enum LimitHit {
     Timeout(Duration),
     /// The instruction budget ran out.
     Fuel(u64),
+    /// The guest tried to hold more open handles (files, sockets, streams, ...) than this.
+    Handles(usize),
 }
 
 impl std::fmt::Display for LimitHit {
@@ -24,6 +26,7 @@ impl std::fmt::Display for LimitHit {
             LimitHit::Memory(b) => write!(f, "memory limit of {} reached", format_size(*b)),
             LimitHit::Timeout(d) => write!(f, "timeout of {} reached", format_duration(*d)),
             LimitHit::Fuel(n) => write!(f, "fuel limit of {n} instructions exhausted"),
+            LimitHit::Handles(n) => write!(f, "handle limit of {n} open handles reached"),
         }
     }
 }
@@ -119,6 +122,9 @@ impl EngineError {
             }
             EngineError::Limit(LimitHit::Timeout(_)) => Some("raise the deadline with --timeout, e.g. --timeout 30s".into()),
             EngineError::Limit(LimitHit::Fuel(_)) => Some("raise the budget with --fuel".into()),
+            EngineError::Limit(LimitHit::Handles(_)) => {
+                Some("the guest keeps too many files, sockets or streams open; raise it with --max-handles".into())
+            }
             _ => None,
         }
     }

@@ -5,27 +5,28 @@
 //! the one host call whose work a guest sizes freely and repeats cheaply, one fuel unit per
 //! value the generator produces (about one per byte). Other host calls are bounded in size by
 //! the guest's own memory and by the budgets in `Limits` (handles, output caps).
-//! The charge is taken on the next epoch tick (every few milliseconds) or at the end of the run.
+//! The charge is checked on every epoch tick (every few milliseconds): once the charges reach
+//! the fuel left, the guest stops as out of fuel (137).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand_core::{Infallible, TryRng};
 
-/// Host work done for one container and not yet charged.
+/// Host work done for one container so far, in fuel units.
 #[derive(Debug, Default)]
 pub struct HostWork {
-    pending: AtomicU64,
+    charged: AtomicU64,
 }
 
 impl HostWork {
     fn add(&self, units: u64) {
-        self.pending.fetch_add(units, Ordering::Relaxed);
+        self.charged.fetch_add(units, Ordering::Relaxed);
     }
 
-    /// Takes what is pending (to charge it).
-    pub fn take(&self) -> u64 {
-        self.pending.swap(0, Ordering::Relaxed)
+    /// Everything charged since the container started.
+    pub fn charged(&self) -> u64 {
+        self.charged.load(Ordering::Relaxed)
     }
 }
 
@@ -74,7 +75,6 @@ mod tests {
         let mut buf = [0u8; 100];
         rng.fill_bytes(&mut buf);
         rng.next_u64();
-        assert_eq!(work.take(), 101);
-        assert_eq!(work.take(), 0);
+        assert_eq!(work.charged(), 101);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, ResourceTable};
+use wasmtime::component::{Component, ResourceTable, ResourceTableError};
 use wasmtime::{Module, Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -234,14 +234,14 @@ fn arm_limits_observed<T: Send + 'static>(
     // so the wall-clock timer around the run can fire and guests sharing the thread get a
     // turn. Without a ticker running the epoch never advances and this costs nothing.
     store.epoch_deadline_callback(move |mut ctx| {
-        // Host work since the last tick is paid from fuel; at zero the guest stops (OutOfFuel)
-        // at its next instruction.
-        if let Some(work) = &work {
-            let units = work.take();
-            if units > 0 {
-                let left = ctx.get_fuel()?;
-                ctx.set_fuel(left.saturating_sub(units))?;
-            }
+        // Host work is paid from fuel: once everything charged so far reaches the fuel left,
+        // the guest stops as out of fuel. (Lowering the fuel from inside this callback does not
+        // reach the running code, so the charge is compared, not subtracted.)
+        if let Some(work) = &work
+            && work.charged() > 0
+            && work.charged() >= ctx.get_fuel()?
+        {
+            return Err(Trap::OutOfFuel.into());
         }
         if let (Some(stats), Some(fuel)) = (&stats, fuel) {
             let left = ctx.get_fuel().unwrap_or(fuel);
@@ -289,6 +289,10 @@ pub(crate) fn finish(
         Some(Trap::OutOfFuel) => return Err(EngineError::Limit(LimitHit::Fuel(limits.fuel.unwrap_or(0)))),
         Some(Trap::Interrupt) => return Err(timeout()),
         _ => {}
+    }
+    // A full resource table is the handle budget, not a bug of the guest's.
+    if matches!(err.downcast_ref::<ResourceTableError>(), Some(ResourceTableError::Full)) {
+        return Err(EngineError::Limit(LimitHit::Handles(limits.max_handles)));
     }
     let trap = err.downcast_ref::<Trap>().copied();
     // Growth past the limit fails the Wasm way (memory.grow returns -1) and the guest goes on.

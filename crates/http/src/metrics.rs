@@ -25,8 +25,8 @@ pub struct Metrics {
     latency_micros: AtomicU64,
     count: AtomicU64,
     traps: AtomicU64,
-    /// Memory, timeout, fuel.
-    limit_kills: [AtomicU64; 3],
+    /// Memory, timeout, fuel, handles.
+    limit_kills: [AtomicU64; 4],
     /// Instances alive now (shared with the handlers, which count them).
     pub live: Arc<AtomicUsize>,
 }
@@ -56,6 +56,7 @@ impl Metrics {
                     LimitHit::Memory(_) => 0,
                     LimitHit::Timeout(_) => 1,
                     LimitHit::Fuel(_) => 2,
+                    LimitHit::Handles(_) => 3,
                 };
                 self.limit_kills[i].fetch_add(1, Ordering::Relaxed);
             }
@@ -91,7 +92,7 @@ impl Metrics {
         let _ = writeln!(out, "wasmbox_traps_total {}", self.traps.load(Ordering::Relaxed));
         out.push_str("# HELP wasmbox_limit_kills_total Instances stopped by a limit.\n");
         out.push_str("# TYPE wasmbox_limit_kills_total counter\n");
-        for (limit, n) in ["memory", "timeout", "fuel"].iter().zip(&self.limit_kills) {
+        for (limit, n) in ["memory", "timeout", "fuel", "handles"].iter().zip(&self.limit_kills) {
             let _ = writeln!(out, "wasmbox_limit_kills_total{{limit=\"{limit}\"}} {}", n.load(Ordering::Relaxed));
         }
         out

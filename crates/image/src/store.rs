@@ -63,12 +63,18 @@ impl Store {
         if !layout.exists() {
             write_atomic(&layout, LAYOUT.as_bytes()).map_err(ImageError::io("write", &layout))?;
         }
+        let store = Store { root: root.to_path_buf() };
         let index = root.join("index.json");
         if !index.exists() {
-            let empty = ImageIndex::default().to_string().expect("serialize empty index");
-            write_atomic(&index, empty.as_bytes()).map_err(ImageError::io("write", &index))?;
+            // Under the lock and checked again: a concurrent first command may have created
+            // it (and tagged an image) since the check above; an empty index must not replace it.
+            let _lock = store.lock()?;
+            if !index.exists() {
+                let empty = ImageIndex::default().to_string().expect("serialize empty index");
+                write_atomic(&index, empty.as_bytes()).map_err(ImageError::io("write", &index))?;
+            }
         }
-        Ok(Store { root: root.to_path_buf() })
+        Ok(store)
     }
 
     pub fn root(&self) -> &Path {

@@ -46,7 +46,7 @@ impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Failure {
         // The CLI's hints name CLI flags; in a pod the knob is the spec.
         let hint = match &e {
-            EngineError::Limit(LimitHit::Memory(_)) => {
+            EngineError::Limit(LimitHit::Memory(_)) | EngineError::Trap { memory_hit: true, .. } => {
                 Some("raise the container's memory limit (resources.limits.memory, ctr --memory-limit)".into())
             }
             EngineError::NotFound { .. } => Some("the image's entrypoint must name a .wasm file in the image".into()),

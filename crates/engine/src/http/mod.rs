@@ -149,6 +149,7 @@ impl HttpHandler {
             ))
         })?;
         let net = Arc::new(caps.net.clone());
+        let limits = Limits { max_handles: limits.http_handles(), ..limits };
         Ok(HttpHandler { rt: rt.clone(), pre, caps: Arc::new(caps), allow: Arc::new(allow), net, limits, live })
     }
 
@@ -177,7 +178,7 @@ impl HttpHandler {
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(Limits::HTTP_FIELDS_BYTES);
         let mut table = ResourceTable::new();
-        table.set_max_capacity(self.limits.http_handles());
+        table.set_max_capacity(self.limits.max_handles);
         let host = HttpHost {
             wasi,
             http,

@@ -121,6 +121,38 @@ mod handler {
                     let value = std::env::var(name).unwrap_or_default();
                     respond(out, 200, &mut std::iter::once(value.into_bytes()));
                 }
+                ["read", path @ ..] => match std::fs::read(format!("/{}", path.join("/"))) {
+                    Ok(data) => respond(out, 200, &mut std::iter::once(data)),
+                    Err(e) => respond(out, 403, &mut std::iter::once(format!("read failed: {e}\n").into_bytes())),
+                },
+                ["lookup", name] => {
+                    use std::net::ToSocketAddrs;
+                    match (*name, 80).to_socket_addrs() {
+                        Ok(addrs) => {
+                            let text = format!("resolved {}\n", addrs.count());
+                            respond(out, 200, &mut std::iter::once(text.into_bytes()))
+                        }
+                        Err(e) => respond(out, 403, &mut std::iter::once(format!("lookup failed: {e}\n").into_bytes())),
+                    }
+                }
+                ["fields", n] => {
+                    let value = vec![b'v'; 1000];
+                    let mut kept = Vec::new();
+                    let mut why = String::from("all accepted");
+                    'outer: for _ in 0..n.parse::<usize>().unwrap_or(1) {
+                        let fields = Fields::new();
+                        for i in 0..30 {
+                            if let Err(e) = fields.append(&format!("x-filler-{i}"), &value) {
+                                why = format!("{e:?}");
+                                kept.push(fields);
+                                break 'outer;
+                            }
+                        }
+                        kept.push(fields);
+                    }
+                    let text = format!("kept {} ({why})\n", kept.len());
+                    respond(out, 200, &mut std::iter::once(text.into_bytes()));
+                }
                 ["large", mib] => {
                     let mib: usize = mib.parse().unwrap_or(1);
                     let chunk = vec![b'x'; 1 << 16];

@@ -101,6 +101,31 @@ fn main() {
         })(),
         "panic" => panic!("probe was asked to panic"),
         "random-bytes" => random_bytes(a(2).parse().unwrap_or(16)),
+        "random-loop" => {
+            // `random-loop N`: N host calls, each filling 1 MiB with random bytes.
+            for _ in 0..a(2).parse::<u64>().unwrap_or(1000) {
+                random_mib();
+            }
+            Ok(String::new())
+        }
+        "open-many" => {
+            // `open-many PATH HOLD_MS`: open PATH until the host refuses, keep every handle,
+            // report how many, then hold them for HOLD_MS.
+            let mut kept = Vec::new();
+            let why = loop {
+                match std::fs::File::open(a(2)) {
+                    Ok(f) => kept.push(f),
+                    Err(e) => break e,
+                }
+                if kept.len() >= 1_000_000 {
+                    break std::io::Error::other("a million handles");
+                }
+            };
+            println!("opened {} ({why})", kept.len());
+            std::thread::sleep(std::time::Duration::from_millis(a(3).parse().unwrap_or(0)));
+            Ok(String::new())
+        }
+        "listen" => listen(&a(2)),
         other => {
             eprintln!("unknown probe op {other}");
             exit(2);
@@ -136,6 +161,34 @@ fn random_bytes(len: u64) -> std::io::Result<String> {
 #[cfg(not(target_env = "p2"))]
 fn random_bytes(_len: u64) -> std::io::Result<String> {
     Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "sized host random needs WASI 0.2"))
+}
+
+#[cfg(target_env = "p2")]
+fn random_mib() {
+    std::hint::black_box(wasip2::random::random::get_random_bytes(1 << 20));
+}
+
+#[cfg(not(target_env = "p2"))]
+fn random_mib() {
+    #[link(wasm_import_module = "wasi_snapshot_preview1")]
+    unsafe extern "C" {
+        fn random_get(buf: *mut u8, len: usize) -> u16;
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    // SAFETY: the buffer is ours and `len` long.
+    unsafe { random_get(buf.as_mut_ptr(), buf.len()) };
+    std::hint::black_box(&buf);
+}
+
+#[cfg(target_env = "p2")]
+fn listen(addr: &str) -> std::io::Result<String> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    Ok(format!("listening on {}", listener.local_addr()?))
+}
+
+#[cfg(not(target_env = "p2"))]
+fn listen(_addr: &str) -> std::io::Result<String> {
+    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "no sockets in WASI preview 1"))
 }
 
 #[cfg(target_env = "p2")]
