@@ -104,6 +104,11 @@ fn describe_wait_status(status: i32) -> String {
     }
 }
 
+fn last_log_line(home: &Path) -> String {
+    let text = std::fs::read_to_string(home.join("daemon.log")).unwrap_or_default();
+    text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(": {l}")).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -111,9 +116,4 @@ mod tests {
         assert_eq!(super::describe_wait_status(125 << 8), "exit code 125");
         assert_eq!(super::describe_wait_status(9), "killed by signal 9");
     }
-}
-
-fn last_log_line(home: &Path) -> String {
-    let text = std::fs::read_to_string(home.join("daemon.log")).unwrap_or_default();
-    text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(": {l}")).unwrap_or_default()
 }

@@ -233,7 +233,7 @@ fn arm_limits_observed<T: Send + 'static>(
     // Each epoch tick: stop the guest once past its deadline, otherwise yield to the executor
     // so the wall-clock timer around the run can fire and guests sharing the thread get a
     // turn. Without a ticker running the epoch never advances and this costs nothing.
-    store.epoch_deadline_callback(move |mut ctx| {
+    store.epoch_deadline_callback(move |ctx| {
         // Host work is paid from fuel: once everything charged so far reaches the fuel left,
         // the guest stops as out of fuel. (Lowering the fuel from inside this callback does not
         // reach the running code, so the charge is compared, not subtracted.)
