@@ -22,8 +22,13 @@ pub struct Home {
 }
 
 impl Home {
+    /// A private (0700) home, as wasmbox creates its own: a group/world-readable one would be
+    /// tightened with a notice on first use (tests/daemon.rs checks that case).
     pub fn new() -> Home {
-        Home { dir: tempfile::tempdir().unwrap() }
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        Home { dir }
     }
 
     pub fn path(&self) -> &Path {
