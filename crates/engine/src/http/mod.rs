@@ -8,6 +8,7 @@
 
 mod body;
 mod outbound;
+mod send;
 
 pub use outbound::{HttpAllow, HttpRule};
 

@@ -3,10 +3,10 @@
 //! A rule names a host (or `*`) and a port (default: the scheme's, 80 or 443; `*` for any).
 //! Even an allowed host name may not lead to a loopback, link-local, unspecified or cloud
 //! metadata address (169.254.169.254 and friends): those are reachable only when a rule names
-//! the address itself (`127.0.0.1:8080`, `[::1]:8080`) or `localhost`. For plain HTTP the
-//! request goes to the very address that was checked (the name is resolved once), so a DNS
-//! answer that changes between check and connect (rebinding) cannot redirect it; for HTTPS the
-//! certificate check against the host name does that job.
+//! the address itself (`127.0.0.1:8080`, `[::1]:8080`) or `localhost`. The name is resolved
+//! once: the request goes only to the addresses that were checked (see `send.rs`), for HTTP
+//! and HTTPS alike, so neither a mixed answer nor one that changes between check and connect
+//! (rebinding) can lead it elsewhere.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -159,20 +159,31 @@ impl HttpAllow {
                 .map_err(|e| format!("cannot resolve {host}: {e}"))?
                 .collect(),
         };
-        let allowed: Vec<SocketAddr> = addrs
-            .iter()
-            .copied()
-            .filter(|a| !is_special_address(a.ip()) || matching.iter().any(|r| r.names_address(a.ip())))
-            .collect();
-        if allowed.is_empty() {
-            let first = addrs.first().map(|a| a.ip().to_string()).unwrap_or_default();
-            return Err(format!(
-                "{host}:{port} resolves to {first}, a loopback, link-local or metadata address; \
-                 list the address itself to allow it (--http-allow {first}:{port})"
-            ));
-        }
-        Ok(allowed)
+        keep_reachable(&matching, &host, port, addrs)
     }
+}
+
+/// Drops special addresses from a lookup's answer unless a matching rule names them; a mixed
+/// answer (public and loopback) keeps only the public part.
+fn keep_reachable(
+    matching: &[&HttpRule],
+    host: &str,
+    port: u16,
+    addrs: Vec<SocketAddr>,
+) -> Result<Vec<SocketAddr>, String> {
+    let allowed: Vec<SocketAddr> = addrs
+        .iter()
+        .copied()
+        .filter(|a| !is_special_address(a.ip()) || matching.iter().any(|r| r.names_address(a.ip())))
+        .collect();
+    if allowed.is_empty() {
+        let first = addrs.first().map(|a| a.ip().to_string()).unwrap_or_default();
+        return Err(format!(
+            "{host}:{port} resolves to {first}, a loopback, link-local or metadata address; \
+             list the address itself to allow it (--http-allow {first}:{port})"
+        ));
+    }
+    Ok(allowed)
 }
 
 /// The `wasi:http` hooks of one request: every outgoing request is vetted against the
@@ -182,13 +193,12 @@ pub(crate) struct OutboundHooks {
     pub allow: Arc<HttpAllow>,
 }
 
-type SendResult =
-    wasmtime_wasi_http::Result<(hyper::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>)>;
+type SendResult = wasmtime_wasi_http::Result<(hyper::Response<WasiBody>, super::send::ConnectionTask)>;
 
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
-        mut request: hyper::Request<WasiBody>,
+        request: hyper::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
@@ -207,18 +217,8 @@ impl WasiHttpHooks for OutboundHooks {
                     return Err(HttpError::HttpRequestDenied);
                 }
             };
-            if !https {
-                // Connect to the address that was checked, not to a second DNS answer.
-                let mut parts = request.uri().clone().into_parts();
-                parts.authority = Some(addrs[0].to_string().parse().map_err(|_| HttpError::HttpRequestUriInvalid)?);
-                *request.uri_mut() = hyper::Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
-            }
-            use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-            ))
+            // Connect only to the addresses just checked, for HTTP and HTTPS alike.
+            super::send::send_to(request, &addrs, options).await
         })
     }
 }
@@ -264,5 +264,15 @@ mod tests {
         assert!(block_on(allow(&[]).vet("10.0.0.1", 80, false)).is_err());
         // A public address through `*` is fine (no lookup needed for a literal).
         assert!(block_on(any.vet("93.184.215.14", 443, true)).is_ok());
+    }
+
+    #[test]
+    fn a_mixed_answer_keeps_only_its_public_addresses() {
+        let rule: HttpRule = "*:*".parse().unwrap();
+        let public: SocketAddr = "93.184.215.14:443".parse().unwrap();
+        let answer = vec!["127.0.0.1:443".parse().unwrap(), public, "[::1]:443".parse().unwrap()];
+        assert_eq!(keep_reachable(&[&rule], "rebind.example", 443, answer), Ok(vec![public]));
+        let loopback_only = vec!["127.0.0.1:443".parse().unwrap()];
+        assert!(keep_reachable(&[&rule], "rebind.example", 443, loopback_only).is_err());
     }
 }
