@@ -211,13 +211,80 @@ fn logs_follow_streams_new_lines_and_tail_limits() {
 }
 
 #[test]
+fn logs_keep_streams_apart_with_times_tail_since_and_until() {
+    let h = DaemonHome::new();
+    let before = std::time::SystemTime::now();
+    h.detach(&["--name", "both", PROBE_MODULE, "streams", "6", "300"]);
+    h.wait(20, "the guest to end", || h.status("both") == "exited");
+    let all = h.run(&["logs", "both"]);
+    all.code(0);
+    let outs: Vec<String> = (0..6).map(|i| format!("out {i}\n")).collect();
+    let errs: Vec<String> = (0..6).map(|i| format!("err {i}\n")).collect();
+    assert_eq!(all.stdout, format!("{}ok\n", outs.concat()), "stdout only, in order");
+    assert_eq!(all.stderr, errs.concat(), "stderr only, in order");
+
+    // --timestamps: RFC 3339 per line, in writing order, within the run's time.
+    let stamped = h.run(&["logs", "-t", "both"]);
+    let times: Vec<&str> = stamped.stdout.lines().map(|l| l.split_once(' ').unwrap().0).collect();
+    assert_eq!(times.len(), 7);
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    let first = time_of(times[0]);
+    assert!(first >= before - Duration::from_secs(1) && first <= std::time::SystemTime::now(), "{}", times[0]);
+    assert!(stamped.stdout.lines().all(|l| l.len() == 31 + l.split_once(' ').unwrap().1.len()), "{}", stamped.stdout);
+    assert!(stamped.stderr.lines().nth(2).unwrap().ends_with("Z err 2"), "{}", stamped.stderr);
+
+    // --tail counts lines of both streams together, the newest.
+    let tail = h.run(&["logs", "--tail", "3", "both"]);
+    assert_eq!((tail.stdout.as_str(), tail.stderr.as_str()), ("out 5\nok\n", "err 5\n"));
+    let none = h.run(&["logs", "--tail", "0", "both"]);
+    assert_eq!((none.stdout.as_str(), none.stderr.as_str()), ("", ""));
+
+    // --since/--until at a line's own time include it (the lines around it are 300 ms away).
+    let third = stamped.stdout.lines().nth(3).unwrap().split_once(' ').unwrap().0.to_string();
+    let since = h.run(&["logs", "--since", &third, "both"]);
+    assert_eq!(since.stdout, "out 3\nout 4\nout 5\nok\n");
+    let until = h.run(&["logs", "--until", &third, "both"]);
+    assert_eq!(until.stdout, "out 0\nout 1\nout 2\nout 3\n");
+    assert_eq!(h.run(&["logs", "--since", "1h", "both"]).stdout, all.stdout, "a duration back from now");
+    assert_eq!(h.run(&["logs", "--since", "2999-01-01", "both"]).stdout, "");
+    h.run(&["logs", "--since", "yesterday", "both"]).code(125).stderr_has("invalid --since");
+
+    // -f combines with the others: a finished container prints the selection and ends.
+    let followed = h.run(&["logs", "-f", "-t", "--tail", "1", "both"]);
+    assert!(followed.stdout.ends_with(" ok\n") && followed.stdout.lines().count() == 1, "{}", followed.stdout);
+}
+
+fn time_of(stamp: &str) -> std::time::SystemTime {
+    // `2026-11-27T13:27:29.123456789Z`, checked against `date`, the reference users have.
+    let out = std::process::Command::new("date").args(["-u", "-d", stamp, "+%s"]).output().unwrap();
+    let secs: u64 = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
+    std::time::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[test]
+fn logs_written_before_the_record_format_still_read() {
+    let h = DaemonHome::new();
+    let id = h.detach(&["--name", "old", PROBE_MODULE, "hello"]);
+    h.wait(20, "the guest to end", || h.status("old") == "exited");
+    let dir = h.path().join("containers").join(&id);
+    let _ = std::fs::remove_file(dir.join("output.log"));
+    std::fs::write(dir.join("log.1"), "older 1\nolder 2\n").unwrap();
+    std::fs::write(dir.join("log"), "old 3\nmixed stderr\n").unwrap();
+    let out = h.run(&["logs", "old"]);
+    out.code(0);
+    assert_eq!(out.stdout, "older 1\nolder 2\nold 3\nmixed stderr\n");
+    assert_eq!(h.run(&["logs", "-n", "1", "old"]).stdout, "mixed stderr\n");
+    assert!(h.run(&["logs", "-t", "old"]).stdout.lines().all(|l| l.contains("Z ")), "stamped with the file time");
+}
+
+#[test]
 fn a_flooding_guest_hits_the_log_cap() {
     let h = DaemonHome::new();
     let id = h.detach(&["--name", "flood", "--log-max-size", "64K", PROBE_MODULE, "flood", "8"]);
     h.wait(60, "the flood to end", || h.status("flood") == "exited");
     assert_eq!(h.inspect("flood")["exit_code"], 0);
     let dir = h.path().join("containers").join(&id);
-    for name in ["log", "log.1"] {
+    for name in ["output.log", "output.log.1"] {
         let len = std::fs::metadata(dir.join(name)).unwrap().len();
         assert!(len <= 64 * 1024, "{name} is {len} bytes, over the 64K cap");
     }

@@ -13,7 +13,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 
 use crate::error::HostError;
-use crate::log_file;
+use crate::log_read::{self, Follower, Selection};
+use crate::log_time;
 use crate::manager::Manager;
 use crate::spec::ContainerSpec;
 
@@ -85,14 +86,24 @@ async fn route(m: &Arc<Manager>, req: Request<Incoming>) -> Result<Response<Body
     }
 }
 
-/// The log's tail, then (with `follow`) new bytes as they are written, until the container
-/// stops running and everything written is sent.
+/// The selected log records (`since`/`until` in Unix nanoseconds, `tail` lines), then (with
+/// `follow`) new ones as they are written, until the container stops running and everything
+/// written is sent, or `until` has passed. The body is records, one per line (`log_read`).
 fn logs(m: &Arc<Manager>, name: &str, query: &Query) -> Result<Response<Body>, HostError> {
     let c = m.resolve(name)?;
     let dir = m.container_dir(&c.id);
+    let bad = |what: &str| HostError::BadRequest(format!("{what} in the logs query"));
     let tail = query.get("tail").filter(|t| *t != "all").map(|t| t.parse::<usize>()).transpose();
-    let tail = tail.map_err(|_| HostError::BadRequest("--tail takes a number of lines or `all`".into()))?;
-    let head = log_file::read_tail(&dir, tail).map_err(|e| HostError::Internal(format!("cannot read the log: {e}")))?;
+    let tail = tail.map_err(|_| bad("--tail takes a number of lines or `all`;"))?;
+    let nanos =
+        |key: &str| query.get(key).map(|v| v.parse::<i64>().map_err(|_| bad(&format!("bad `{key}`")))).transpose();
+    let sel = Selection { since: nanos("since")?, until: nanos("until")?, tail };
+    let follower = Follower::at_end(&dir);
+    let all = log_read::read_all(&dir).map_err(|e| HostError::Internal(format!("cannot read the log: {e}")))?;
+    let mut head = Vec::new();
+    for r in log_read::select(all, &sel) {
+        r.encode(&mut head);
+    }
     if !query.flag("follow") {
         return Ok(Response::new(Full::new(Bytes::from(head)).boxed()));
     }
@@ -100,18 +111,22 @@ fn logs(m: &Arc<Manager>, name: &str, query: &Query) -> Result<Response<Body>, H
     let m = m.clone();
     let id = c.id.clone();
     tokio::spawn(async move {
-        let mut offset = log_file::len(&dir);
+        let mut follower = follower;
         if tx.send(Bytes::from(head)).await.is_err() {
             return;
         }
         loop {
             let running = m.resolve(&id).map(|c| c.status.can_stop()).unwrap_or(false);
-            let Ok((bytes, next)) = log_file::read_from(&dir, offset) else { return };
-            offset = next;
+            let Ok(records) = follower.poll(&dir) else { return };
+            let mut bytes = Vec::new();
+            for r in records.iter().filter(|r| sel.admits(r.time)) {
+                r.encode(&mut bytes);
+            }
             if !bytes.is_empty() && tx.send(Bytes::from(bytes)).await.is_err() {
                 return;
             }
-            if !running && log_file::len(&dir) <= offset {
+            let past_until = sel.until.is_some_and(|u| log_time::now() > u);
+            if past_until || (!running && follower.caught_up(&dir)) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -11,6 +11,8 @@ pub mod daemon;
 pub mod db;
 pub mod error;
 pub mod log_file;
+pub mod log_read;
+pub mod log_time;
 pub mod manager;
 mod publish;
 pub mod recover;

@@ -1,149 +1,170 @@
-//! `LogFile`: a container's stdout and stderr, kept in `containers/<id>/log` with a size cap.
+//! `LogFile`: a container's stdout and stderr, kept apart and time-stamped in
+//! `containers/<id>/output.log`, with a size cap.
 //!
-//! When a write would take `log` past the cap, `log` becomes `log.1` (replacing the older one)
-//! and a fresh `log` starts, so a container never holds more than twice the cap on disk however
-//! much it writes. The file is opened on the first write, so idle containers hold no descriptor.
-//! Write errors (disk full) drop the bytes: a guest's output never stops the guest.
+//! One record per line, in the CRI log format containerd writes for Kubernetes:
+//! `<RFC 3339 time> <stdout|stderr> <F|P> <bytes>\n`. `F` ends a line of the guest's; `P` is
+//! part of a longer line (or the unfinished end of the output) and is printed without a
+//! newline. The time is when the line was complete (written by the guest), so `logs
+//! --timestamps/--since/--until` mean what they do for `docker logs`.
+//!
+//! When a record would take the file past the cap, it becomes `output.log.1` (replacing the
+//! older one) and a fresh file starts, so a container never holds more than twice the cap on
+//! disk however much it writes. The file is opened on the first record, so idle containers hold
+//! no descriptor. Write errors (disk full) drop the bytes: a guest's output never stops the
+//! guest. Logs written before this format (`log`, `log.1`: raw bytes) are still read, see
+//! `log_read.rs`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use wasmbox_engine::{GuestOutput, OutStream};
 
+use crate::log_time;
+
+pub const FILE: &str = "output.log";
+pub const ROTATED: &str = "output.log.1";
+
+/// Longest record payload: longer lines are split (docker splits at 16 KiB too).
+const MAX_RECORD: usize = 16 * 1024;
+
 pub struct LogFile {
     path: PathBuf,
     cap: u64,
-    open: Mutex<Option<(File, u64)>>,
+    /// Payload per record: at most a quarter of the cap, so a record always fits a fresh file.
+    chunk: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    open: Option<(File, u64)>,
+    /// The unfinished line of stdout and of stderr (at most one chunk each).
+    pending: [Vec<u8>; 2],
 }
 
 impl LogFile {
     pub fn new(dir: &Path, cap: u64) -> LogFile {
-        LogFile { path: dir.join("log"), cap, open: Mutex::new(None) }
+        let chunk = MAX_RECORD.min((cap / 4).max(64) as usize);
+        LogFile { path: dir.join(FILE), cap, chunk, state: Mutex::new(State::default()) }
     }
 
-    fn append(&self, mut bytes: &[u8]) -> std::io::Result<()> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.is_none() {
+    fn take_lines(&self, state: &mut State, stream: OutStream, bytes: &[u8], out: &mut Vec<u8>) {
+        let stamp = log_time::format(log_time::now());
+        let pending = &mut state.pending[index(stream)];
+        pending.extend_from_slice(bytes);
+        let mut rest: &[u8] = pending;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            let mut line = &rest[..nl];
+            while line.len() > self.chunk {
+                encode(out, &stamp, stream, 'P', &line[..self.chunk]);
+                line = &line[self.chunk..];
+            }
+            encode(out, &stamp, stream, 'F', line);
+            rest = &rest[nl + 1..];
+        }
+        while rest.len() >= self.chunk {
+            encode(out, &stamp, stream, 'P', &rest[..self.chunk]);
+            rest = &rest[self.chunk..];
+        }
+        let kept = rest.len();
+        let len = pending.len();
+        pending.drain(..len - kept);
+    }
+
+    fn append(&self, state: &mut State, records: &[u8]) -> std::io::Result<()> {
+        if state.open.is_none() {
             let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
             let len = file.metadata()?.len();
-            *open = Some((file, len));
+            state.open = Some((file, len));
         }
-        let (file, len) = open.as_mut().expect("opened above");
-        if *len + bytes.len() as u64 > self.cap {
-            std::fs::rename(&self.path, rotated(&self.path))?;
-            *file = OpenOptions::new().create(true).append(true).open(&self.path)?;
-            *len = 0;
-            // One write bigger than the cap keeps only its end.
-            if bytes.len() as u64 > self.cap {
-                bytes = &bytes[bytes.len() - self.cap as usize..];
+        let (file, len) = state.open.as_mut().expect("opened above");
+        // Rotate on record boundaries, so both files hold whole records.
+        let mut rest = records;
+        while !rest.is_empty() {
+            let mut take = fitting(rest, self.cap.saturating_sub(*len) as usize);
+            if take == 0 && *len > 0 {
+                std::fs::rename(&self.path, self.path.with_file_name(ROTATED))?;
+                *file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+                *len = 0;
+                continue;
             }
+            if take == 0 {
+                // Larger than the cap on its own (cannot happen with chunk <= cap/4): keep it whole.
+                take = rest.iter().position(|b| *b == b'\n').map_or(rest.len(), |i| i + 1);
+            }
+            file.write_all(&rest[..take])?;
+            *len += take as u64;
+            rest = &rest[take..];
         }
-        file.write_all(bytes)?;
-        *len += bytes.len() as u64;
         Ok(())
     }
 
-    /// Closes the file (the container ended); the next write opens it again.
+    /// Writes out unfinished lines and closes the file (the container ended); the next write
+    /// opens it again.
     pub fn close(&self) {
-        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let stamp = log_time::format(log_time::now());
+        let mut records = Vec::new();
+        for stream in [OutStream::Stdout, OutStream::Stderr] {
+            let pending = std::mem::take(&mut state.pending[index(stream)]);
+            if !pending.is_empty() {
+                encode(&mut records, &stamp, stream, 'P', &pending);
+            }
+        }
+        if !records.is_empty()
+            && let Err(e) = self.append(&mut state, &records)
+        {
+            tracing::debug!(path = %self.path.display(), "log write dropped: {e}");
+        }
+        state.open = None;
     }
 }
 
 impl GuestOutput for LogFile {
-    fn write(&self, _stream: OutStream, bytes: &[u8]) {
-        if let Err(e) = self.append(bytes) {
+    fn write(&self, stream: OutStream, bytes: &[u8]) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut records = Vec::new();
+        self.take_lines(&mut state, stream, bytes, &mut records);
+        if !records.is_empty()
+            && let Err(e) = self.append(&mut state, &records)
+        {
             tracing::debug!(path = %self.path.display(), "log write dropped: {e}");
         }
     }
 }
 
-fn rotated(path: &Path) -> PathBuf {
-    path.with_extension("1")
+fn index(stream: OutStream) -> usize {
+    match stream {
+        OutStream::Stdout => 0,
+        OutStream::Stderr => 1,
+    }
 }
 
-/// The last `tail` lines (all with `None`) of the container's log, older file first.
-pub fn read_tail(dir: &Path, tail: Option<usize>) -> std::io::Result<Vec<u8>> {
-    let path = dir.join("log");
-    let mut all = Vec::new();
-    for p in [rotated(&path), path] {
-        match File::open(&p) {
-            Ok(mut f) => {
-                f.read_to_end(&mut all)?;
+pub fn stream_name(stream: OutStream) -> &'static str {
+    match stream {
+        OutStream::Stdout => "stdout",
+        OutStream::Stderr => "stderr",
+    }
+}
+
+fn encode(out: &mut Vec<u8>, stamp: &str, stream: OutStream, tag: char, payload: &[u8]) {
+    out.extend_from_slice(format!("{stamp} {} {tag} ", stream_name(stream)).as_bytes());
+    out.extend_from_slice(payload);
+    out.push(b'\n');
+}
+
+/// How many bytes of whole records at the start of `records` fit in `room`.
+fn fitting(records: &[u8], room: usize) -> usize {
+    let mut end = 0;
+    for (i, b) in records.iter().enumerate() {
+        if *b == b'\n' {
+            if i + 1 > room {
+                break;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            end = i + 1;
         }
     }
-    let Some(n) = tail else { return Ok(all) };
-    // Count newlines back from the end; a last line without its newline counts as a line.
-    let body = all.strip_suffix(b"\n").unwrap_or(&all);
-    let start = body
-        .iter()
-        .rev()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(n.saturating_sub(1))
-        .map(|(i, _)| body.len() - i);
-    Ok(match (n, start) {
-        (0, _) => Vec::new(),
-        (_, Some(s)) => all[s..].to_vec(),
-        (_, None) => all,
-    })
-}
-
-/// Follows `log` from byte `offset`: returns new bytes and the next offset. A file shorter
-/// than `offset` was rotated: reading starts again at its beginning.
-pub fn read_from(dir: &Path, offset: u64) -> std::io::Result<(Vec<u8>, u64)> {
-    let mut f = match File::open(dir.join("log")) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(e),
-    };
-    let len = f.metadata()?.len();
-    let from = if len < offset { 0 } else { offset };
-    f.seek(SeekFrom::Start(from))?;
-    let mut buf = Vec::new();
-    f.take(1 << 20).read_to_end(&mut buf)?;
-    let next = from + buf.len() as u64;
-    Ok((buf, next))
-}
-
-/// Current length of `log` (where `logs -f` starts after printing the tail).
-pub fn len(dir: &Path) -> u64 {
-    std::fs::metadata(dir.join("log")).map(|m| m.len()).unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rotation_keeps_disk_use_under_twice_the_cap() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = LogFile::new(dir.path(), 4096);
-        for i in 0..10_000 {
-            log.write(OutStream::Stdout, format!("line {i}\n").as_bytes());
-        }
-        log.write(OutStream::Stderr, &vec![b'x'; 100_000]);
-        let size = |n: &str| std::fs::metadata(dir.path().join(n)).unwrap().len();
-        assert!(size("log") <= 4096 && size("log.1") <= 4096, "{} {}", size("log"), size("log.1"));
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
-    }
-
-    #[test]
-    fn tail_counts_lines_from_the_end() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("log.1"), "a\nb\n").unwrap();
-        std::fs::write(dir.path().join("log"), "c\nd\n").unwrap();
-        assert_eq!(read_tail(dir.path(), Some(3)).unwrap(), b"b\nc\nd\n");
-        assert_eq!(read_tail(dir.path(), Some(1)).unwrap(), b"d\n");
-        assert_eq!(read_tail(dir.path(), Some(0)).unwrap(), b"");
-        assert_eq!(read_tail(dir.path(), Some(10)).unwrap(), b"a\nb\nc\nd\n");
-        assert_eq!(read_tail(dir.path(), None).unwrap(), b"a\nb\nc\nd\n");
-        let (bytes, next) = read_from(dir.path(), 2).unwrap();
-        assert_eq!((bytes.as_slice(), next), (&b"d\n"[..], 4));
-        assert_eq!(read_from(dir.path(), 100).unwrap().0, b"c\nd\n", "rotated: start over");
-    }
+    end
 }

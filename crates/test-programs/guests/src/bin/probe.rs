@@ -86,6 +86,16 @@ fn main() {
             }
             Ok(String::new())
         }
+        "streams" => {
+            // `streams N MS`: `out I` to stdout and `err I` to stderr, N times, MS ms apart.
+            let (n, ms) = (a(2).parse::<u64>().unwrap_or(1), a(3).parse().unwrap_or(0));
+            for i in 0..n {
+                println!("out {i}");
+                eprintln!("err {i}");
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+            Ok(String::new())
+        }
         "flood" => (|| {
             // `flood MIB`: write MIB mebibytes of numbered lines to stdout.
             let mib: usize = a(2).parse().unwrap_or(1);
