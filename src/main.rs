@@ -3,17 +3,17 @@
 mod commands;
 mod daemon_client;
 mod flags;
+mod format;
 mod home;
 mod progress;
 mod report;
 mod requests;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     name = "wasmbox",
-    version,
     about = "Run WebAssembly modules and components as deny-by-default containers",
     propagate_version = true
 )]
@@ -45,13 +45,28 @@ enum Command {
     Start(commands::start::StartArgs),
     Restart(commands::restart::RestartArgs),
     Stats(commands::stats::StatsArgs),
+    System(commands::system::SystemArgs),
+    Version(commands::version::VersionArgs),
+    Completions(commands::completions::CompletionsArgs),
+}
+
+/// The clap definition with the version line (`-V`), which is known only at run time.
+fn cli_command() -> clap::Command {
+    let line: &'static str = Box::leak(commands::version::short_line().into_boxed_str());
+    Cli::command().version(line)
 }
 
 fn main() {
     home::private_umask();
     report::install_panic_hook();
     report::init_logging();
-    let cli = match Cli::try_parse() {
+    // `wasmbox --version` prints everything `wasmbox version` does (the engine hash needs an
+    // engine, so it is not computed for every parse); `-V` prints one line.
+    if std::env::args().nth(1).as_deref() == Some("--version") && std::env::args().len() == 2 {
+        let args = commands::version::VersionArgs { json: false };
+        std::process::exit(report::exit_code(commands::version::exec(args)));
+    }
+    let cli = match cli_command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => cli,
         Err(e) => report::clap_error(e),
     };
@@ -77,6 +92,9 @@ fn main() {
         Command::Start(args) => commands::start::exec(args),
         Command::Restart(args) => commands::restart::exec(args),
         Command::Stats(args) => commands::stats::exec(args),
+        Command::System(args) => commands::system::exec(args),
+        Command::Version(args) => commands::version::exec(args),
+        Command::Completions(args) => commands::completions::exec(args, cli_command()),
     };
     std::process::exit(report::exit_code(result));
 }

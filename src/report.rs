@@ -88,6 +88,11 @@ pub fn install_panic_hook() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
+        // Output piped into a reader that quit (`wasmbox ps | head`): end quietly, the way a
+        // shell tool killed by SIGPIPE does (128 + 13).
+        if msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("error: internal error: {msg}{at} (this is a wasmbox bug; please report it)");
         std::process::exit(WASMBOX_FAILED);

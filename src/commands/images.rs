@@ -1,8 +1,12 @@
 //! `wasmbox images`: list the images in the local store.
 
+use std::collections::BTreeMap;
+
 use clap::Args;
 use serde::Serialize;
 use wasmbox_image::{display_reference, parse_reference};
+
+use crate::format::Format;
 
 /// List local images
 #[derive(Args, Debug)]
@@ -10,6 +14,25 @@ pub struct ImagesArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+
+    /// Format the output: `json` (one object per line) or a template such as
+    /// 'table {{.Repository}}\t{{.Tag}}\t{{.Size}}' (fields: Repository Tag Reference ID Digest Size)
+    #[arg(long, value_name = "FORMAT", conflicts_with = "json")]
+    pub format: Option<String>,
+}
+
+const FIELDS: &[&str] = &["Repository", "Tag", "Reference", "ID", "Digest", "Size"];
+
+fn fields(r: &Row) -> BTreeMap<&'static str, String> {
+    let hex = r.digest.strip_prefix("sha256:").unwrap_or(&r.digest);
+    BTreeMap::from([
+        ("Repository", r.repository.clone()),
+        ("Tag", r.tag.clone()),
+        ("Reference", r.reference.clone()),
+        ("ID", hex[..12.min(hex.len())].to_string()),
+        ("Digest", r.digest.clone()),
+        ("Size", super::human_size(r.size)),
+    ])
 }
 
 #[derive(Serialize)]
@@ -22,6 +45,7 @@ struct Row {
 }
 
 pub fn exec(a: ImagesArgs) -> anyhow::Result<i32> {
+    let format = a.format.as_deref().map(|f| Format::parse(f, FIELDS)).transpose()?;
     let store = super::image_store()?;
     let mut rows = Vec::new();
     for t in store.list()? {
@@ -35,6 +59,10 @@ pub fn exec(a: ImagesArgs) -> anyhow::Result<i32> {
             digest: t.manifest.digest().to_string(),
             size: store.image_size(&t.manifest).unwrap_or(0),
         });
+    }
+    if let Some(format) = format {
+        format.print(&rows.iter().map(fields).collect::<Vec<_>>())?;
+        return Ok(0);
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

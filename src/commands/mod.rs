@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod compile;
+pub mod completions;
 pub mod containers;
 pub mod daemon;
 pub mod image;
@@ -21,7 +22,11 @@ pub mod serve;
 pub mod start;
 pub mod stats;
 pub mod stop;
+pub mod system;
+pub mod system_df;
+pub mod system_prune;
 pub mod tag;
+pub mod version;
 
 use std::path::Path;
 

@@ -116,9 +116,18 @@ fn kind_byte(kind: Kind) -> u8 {
     }
 }
 
-/// Reads a whole entry file through one descriptor: refuses symlinks and anything but a
-/// regular file, and reads no more than the header's recorded length.
-fn read_entry_file(path: &Path) -> Result<Vec<u8>, String> {
+/// One file in the cache directory, as `system df` and `system prune` see it.
+#[derive(Debug)]
+pub struct StoredEntry {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// What its header says it is bound to; `None`: not a readable entry (damaged, foreign,
+    /// an older format, a temp file), so nothing can use it.
+    pub binding: Option<Binding>,
+}
+
+/// Opens an entry without following symlinks or blocking on FIFOs; only regular files.
+fn open_entry(path: &Path) -> Result<(std::fs::File, u64), String> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -130,12 +139,19 @@ fn read_entry_file(path: &Path) -> Result<Vec<u8>, String> {
     if !meta.file_type().is_file() {
         return Err("not a regular file".into());
     }
+    Ok((file, meta.len()))
+}
+
+/// Reads a whole entry file through one descriptor: refuses symlinks and anything but a
+/// regular file, and reads no more than the header's recorded length.
+fn read_entry_file(path: &Path) -> Result<Vec<u8>, String> {
+    let (file, len) = open_entry(path)?;
     let mut header = vec![0u8; HEADER_LEN];
-    let mut reader = file.take(meta.len().min(HEADER_LEN as u64 + MAX_PAYLOAD));
+    let mut reader = file.take(len.min(HEADER_LEN as u64 + MAX_PAYLOAD));
     reader.read_exact(&mut header).map_err(|_| "truncated header".to_string())?;
     let h = decode_header(&header)?;
-    if meta.len() != HEADER_LEN as u64 + h.len {
-        return Err(format!("file is {} bytes, header says {}", meta.len(), HEADER_LEN as u64 + h.len));
+    if len != HEADER_LEN as u64 + h.len {
+        return Err(format!("file is {} bytes, header says {}", len, HEADER_LEN as u64 + h.len));
     }
     let mut bytes = header;
     bytes.reserve_exact(h.len as usize);
@@ -185,6 +201,31 @@ impl CompileCache {
             }
             Err(_) => None,
         }
+    }
+
+    /// Every file in the cache directory with what its header binds it to (headers only are
+    /// read). A missing directory is an empty cache.
+    pub fn entries(&self) -> std::io::Result<Vec<StoredEntry>> {
+        let listing = match std::fs::read_dir(&self.dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut entries = Vec::new();
+        for item in listing {
+            let item = item?;
+            let bytes = item.metadata()?.len();
+            let path = item.path();
+            let binding = open_entry(&path).ok().and_then(|(mut file, len)| {
+                let mut header = [0u8; HEADER_LEN];
+                file.read_exact(&mut header).ok()?;
+                let h = decode_header(&header).ok()?;
+                (len == HEADER_LEN as u64 + h.len && path.file_name()? == format!("{}.bin", h.binding.key()).as_str())
+                    .then_some(h.binding)
+            });
+            entries.push(StoredEntry { path, bytes, binding });
+        }
+        Ok(entries)
     }
 
     /// Stores `payload` under `binding` atomically; concurrent writers of one key are safe.
