@@ -68,7 +68,7 @@ impl Format {
                 }
             }
             Format::Template { table: true, parts } => {
-                let header = render(parts, |f| upper_words(f));
+                let header = render(parts, upper_words);
                 let lines: Vec<String> = std::iter::once(header)
                     .chain(rows.iter().map(|row| render(parts, |f| row.get(f).cloned().unwrap_or_default())))
                     .collect();
@@ -92,11 +92,13 @@ fn render(parts: &[Part], value: impl Fn(&'static str) -> String) -> String {
 /// `CreatedAt` → `CREATED AT`, as docker titles its columns.
 fn upper_words(field: &str) -> String {
     let mut out = String::new();
-    for (i, c) in field.chars().enumerate() {
-        if i > 0 && c.is_uppercase() && !field[..i].ends_with(|p: char| p.is_uppercase()) {
+    let mut previous: Option<char> = None;
+    for c in field.chars() {
+        if c.is_uppercase() && previous.is_some_and(|p| !p.is_uppercase()) {
             out.push(' ');
         }
         out.extend(c.to_uppercase());
+        previous = Some(c);
     }
     out
 }

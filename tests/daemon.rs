@@ -663,3 +663,127 @@ fn of_two_concurrent_removals_one_says_the_container_is_gone() {
         failed.stderr_has("no such container");
     }
 }
+
+/// Bytes of the regular files under `dir` whose names pass `keep`, counted independently of
+/// wasmbox's own code.
+fn disk_bytes(dir: &Path, keep: &dyn Fn(&str) -> bool) -> (u64, u64) {
+    let (mut count, mut bytes) = (0, 0);
+    let Ok(entries) = std::fs::read_dir(dir) else { return (0, 0) };
+    for e in entries.map(Result::unwrap) {
+        let meta = std::fs::symlink_metadata(e.path()).unwrap();
+        if meta.is_dir() {
+            let (c, b) = disk_bytes(&e.path(), keep);
+            (count, bytes) = (count + c, bytes + b);
+        } else if meta.is_file() && keep(&e.file_name().to_string_lossy()) {
+            (count, bytes) = (count + 1, bytes + meta.len());
+        }
+    }
+    (count, bytes)
+}
+
+fn df(h: &DaemonHome) -> serde_json::Value {
+    let out = h.run(&["system", "df", "--json"]);
+    out.code(0);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn df_total(d: &serde_json::Value) -> u64 {
+    ["images", "containers", "compile_cache", "logs"].iter().map(|k| d[k]["bytes"].as_u64().unwrap()).sum()
+}
+
+#[test]
+fn system_df_matches_the_disk_and_prune_frees_exactly_the_unused() {
+    let h = DaemonHome::new();
+    let app = |name: &str, wasm: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("wasmbox.toml"),
+            format!("name = \"{name}\"\nversion = \"1\"\nwasm = \"{wasm}\"\n"),
+        )
+        .unwrap();
+        h.run(&["build", dir.path().to_str().unwrap()]).code(0);
+    };
+    app("live", PROBE_MODULE);
+    app("gone", PROBE_COMPONENT);
+    // A running container from an image; a stopped one; an untagged image; a loose file's cache entry.
+    h.detach(&["--name", "up", "live:1", "tick", "1", "100000"]);
+    h.detach(&["--name", "done", PROBE_COMPONENT, "streams", "2", "0"]);
+    h.wait(20, "the short container to end", || h.status("done") == "exited");
+    h.wait(20, "the running container's first line", || h.logs("up") == "tick 0\n");
+    h.run(&["rmi", "gone:1"]).code(0);
+    h.run(&["run", &wat("unreachable")]).code(134);
+
+    let before = df(&h);
+    let home = h.path();
+    let logs = |n: &str| matches!(n, "output.log" | "output.log.1" | "log" | "log.1");
+    assert_eq!(before["images"]["count"], 1);
+    assert_eq!(before["images"]["bytes"], disk_bytes(&home.join("images/blobs"), &|_| true).1);
+    let (cache_files, cache_bytes) = disk_bytes(&home.join("cache"), &|_| true);
+    assert_eq!(
+        (before["compile_cache"]["count"].as_u64(), before["compile_cache"]["bytes"].as_u64()),
+        (Some(cache_files), Some(cache_bytes))
+    );
+    assert!(cache_files >= 3, "live, gone/done and the loose file: {cache_files}");
+    let (log_files, log_bytes) = disk_bytes(&home.join("containers"), &logs);
+    assert_eq!(
+        (before["logs"]["count"].as_u64(), before["logs"]["bytes"].as_u64()),
+        (Some(log_files), Some(log_bytes))
+    );
+    assert_eq!(before["containers"]["count"], 2);
+    assert_eq!(before["containers"]["bytes"], disk_bytes(&home.join("containers"), &|n| !logs(n)).1);
+    let table = h.run(&["system", "df"]);
+    table.code(0).stdout_has("Compile cache").stdout_has("Logs");
+
+    // Without -f and without a terminal to ask on, nothing is touched.
+    h.run(&["system", "prune"]).code(125).stderr_has("pass -f");
+    assert_eq!(df(&h), before);
+
+    let pruned = h.run(&["system", "prune", "-f"]);
+    pruned.code(0).stdout_has("Deleted containers: 1");
+    let after = df(&h);
+    let reported: u64 = pruned.stdout.split(" (").last().unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(reported, df_total(&before) - df_total(&after), "{}", pruned.stdout);
+    assert!(reported > 0);
+
+    // What is in use survived: the running container, its image, and its cache entry.
+    assert_eq!(h.status("up"), "running");
+    assert_eq!(h.run(&["ps", "-a", "--format", "{{.Names}}"]).stdout, "up\n");
+    assert_eq!((after["images"]["count"].as_u64(), after["containers"]["count"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(after["compile_cache"]["count"], 1, "only the running image's entry: {}", pruned.stdout);
+    let cached = h.run(&["run", "live:1", "hello"]);
+    cached.code(0);
+    assert_eq!(df(&h)["compile_cache"]["count"], 1, "the kept entry was used, not rebuilt");
+    assert!(
+        pruned.stdout.contains(&format!("Deleted compile cache entries: {}", cache_files - 1)),
+        "{}",
+        pruned.stdout
+    );
+
+    // A second prune finds nothing.
+    let again = h.run(&["system", "prune", "-f"]);
+    again.code(0).stdout_has("Deleted containers: 0").stdout_has("(0 bytes)");
+}
+
+#[test]
+fn ps_format_takes_json_and_templates() {
+    let h = DaemonHome::new();
+    h.detach(&["--name", "fmt-up", PROBE_MODULE, "tick", "1", "100000"]);
+    h.detach(&["--name", "fmt-done", PROBE_MODULE, "hello"]);
+    h.wait(20, "the short container to end", || h.status("fmt-done") == "exited");
+    let plain = h.run(&["ps", "--format", "{{.Names}} {{.State}} {{ .Image }}"]);
+    plain.code(0);
+    assert_eq!(plain.stdout, format!("fmt-up running {PROBE_MODULE}\n"));
+    let all = h.run(&["ps", "-a", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = all.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    let done = rows.iter().find(|r| r["Names"] == "fmt-done").unwrap();
+    assert_eq!((done["State"].as_str(), done["ExitCode"].as_str()), (Some("exited"), Some("0")));
+    assert!(done["Status"].as_str().unwrap().starts_with("Exited (0)"), "{done}");
+    assert_eq!(done["ID"].as_str().unwrap().len(), 12);
+    let table = h.run(&["ps", "-a", "--format", "table {{.Names}}\\t{{.ExitCode}}"]);
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(lines[0], "NAMES      EXIT CODE", "{}", table.stdout);
+    assert_eq!(lines.len(), 3);
+    h.run(&["ps", "--format", "{{json .}}"]).code(125).stderr_has("fields: {{.ID}}");
+    h.run(&["ps", "--format", "json", "--json"]).code(125);
+}

@@ -48,9 +48,7 @@ pub fn parse_point(s: &str, now: Nanos) -> Result<Nanos, String> {
         return Ok(t);
     }
     if let Ok(secs) = s.parse::<f64>()
-        && secs.is_finite()
-        && secs >= 0.0
-        && secs < 9.2e9
+        && (0.0..9.2e9).contains(&secs)
     {
         return Ok((secs * 1e9) as Nanos);
     }
