@@ -364,8 +364,9 @@ fn detached_http_component_serves_until_stopped() {
     let r = got.unwrap();
     assert_eq!(r.status, 200);
     // The server's lines and the access log go to the container's log.
-    h.wait(10, "the access log", || h.logs("web").contains("GET / 200"));
-    assert!(h.logs("web").starts_with(&format!("Serving HTTP on http://{addr}/")));
+    // The server's messages and access log are its stderr, as for `wasmbox serve`.
+    h.wait(10, "the access log", || h.run(&["logs", "web"]).stderr.contains("GET / 200"));
+    assert!(h.run(&["logs", "web"]).stderr.starts_with(&format!("Serving HTTP on http://{addr}/")));
     h.run(&["stop", "-t", "1", "web"]).code(0);
     assert!(http(&addr, "GET", "/", None, &[]).is_err(), "the port is closed after stop");
     h.run(&["run", "-d", "-p", &addr, PROBE_MODULE]).code(126).stderr_has("core module");
