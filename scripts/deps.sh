@@ -28,18 +28,34 @@ fi
 # images with Wasm layers (fixed in 1.6.25/1.7.7), so they use Debian 13's containerd 1.7:
 # its .deb is fetched with a private apt list (the system's sources stay as they are) and
 # unpacked into a cache directory. Its binaries need only libc >= 2.34.
+trixie_work=""
+# Downloads Debian 13 package $1 with a private apt list and unpacks it into $trixie_work/x-$1.
+fetch_trixie() {
+    if [ -z "$trixie_work" ]; then
+        trixie_work="$(mktemp -d)"
+        trap 'rm -rf "$trixie_work"' EXIT
+        mkdir -p "$trixie_work/lists/partial" "$trixie_work/cache/archives/partial"
+        echo "deb http://deb.debian.org/debian trixie main" > "$trixie_work/sources.list"
+        trixie_opts=(-o "Dir::Etc::sourcelist=$trixie_work/sources.list" -o "Dir::Etc::sourceparts=-"
+              -o "Dir::State::Lists=$trixie_work/lists" -o "Dir::Cache=$trixie_work/cache" -o "APT::Sandbox::User=root")
+        apt-get "${trixie_opts[@]}" update -qq
+    fi
+    (cd "$trixie_work" && apt-get "${trixie_opts[@]}" download "$1" >/dev/null)
+    dpkg-deb -x "$trixie_work/$1"_*.deb "$trixie_work/x-$1"
+}
+
 ctd_dir="${WASMBOX_CONTAINERD_DIR:-$HOME/.cache/wasmbox-test/containerd-trixie}"
 if [ ! -x "$ctd_dir/containerd" ] || [ ! -x "$ctd_dir/ctr" ]; then
-    work="$(mktemp -d)"
-    trap 'rm -rf "$work"' EXIT
-    mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
-    echo "deb http://deb.debian.org/debian trixie main" > "$work/sources.list"
-    opts=(-o "Dir::Etc::sourcelist=$work/sources.list" -o "Dir::Etc::sourceparts=-"
-          -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o "APT::Sandbox::User=root")
-    apt-get "${opts[@]}" update -qq
-    (cd "$work" && apt-get "${opts[@]}" download containerd >/dev/null)
-    dpkg-deb -x "$work"/containerd_*.deb "$work/x"
+    fetch_trixie containerd
     mkdir -p "$ctd_dir"
-    cp "$work/x/usr/bin/containerd" "$work/x/usr/bin/ctr" "$ctd_dir/"
+    cp "$trixie_work/x-containerd/usr/bin/containerd" "$trixie_work/x-containerd/usr/bin/ctr" "$ctd_dir/"
+fi
+
+# The signing interop tests use the real cosign (Debian 13: 2.5, a static Go binary), cached.
+cosign_dir="$HOME/.cache/wasmbox-test/cosign-trixie"
+if [ ! -x "$cosign_dir/cosign" ]; then
+    fetch_trixie cosign
+    mkdir -p "$cosign_dir"
+    cp "$trixie_work/x-cosign/usr/bin/cosign" "$cosign_dir/"
 fi
 echo "$ctd_dir"
