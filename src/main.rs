@@ -8,6 +8,7 @@ mod home;
 mod progress;
 mod report;
 mod requests;
+mod trust;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -45,6 +46,10 @@ enum Command {
     Start(commands::start::StartArgs),
     Restart(commands::restart::RestartArgs),
     Stats(commands::stats::StatsArgs),
+    Key(commands::key::KeyArgs),
+    Sign(commands::sign::SignArgs),
+    Verify(commands::verify::VerifyArgs),
+    Policy(commands::policy::PolicyArgs),
     System(commands::system::SystemArgs),
     Version(commands::version::VersionArgs),
     Completions(commands::completions::CompletionsArgs),
@@ -92,6 +97,10 @@ fn main() {
         Command::Start(args) => commands::start::exec(args),
         Command::Restart(args) => commands::restart::exec(args),
         Command::Stats(args) => commands::stats::exec(args),
+        Command::Key(args) => commands::key::exec(args),
+        Command::Sign(args) => commands::sign::exec(args),
+        Command::Verify(args) => commands::verify::exec(args),
+        Command::Policy(args) => commands::policy::exec(args),
         Command::System(args) => commands::system::exec(args),
         Command::Version(args) => commands::version::exec(args),
         Command::Completions(args) => commands::completions::exec(args, cli_command()),

@@ -43,6 +43,7 @@ fn image_exit_code(e: &ImageError) -> i32 {
         ImageError::Registry { failure: RegistryFailure::NotFound, .. } => 127,
         ImageError::Registry { .. } => WASMBOX_FAILED,
         ImageError::BadReference { .. } | ImageError::BadApp { .. } | ImageError::Io { .. } => WASMBOX_FAILED,
+        ImageError::Policy(_) => WASMBOX_FAILED,
         _ => 126,
     }
 }
@@ -64,6 +65,10 @@ fn image_hint(e: &ImageError) -> Option<String> {
         ImageError::Registry { failure: RegistryFailure::Integrity, .. } => {
             Some("nothing was stored; the registry or something between us altered the content".into())
         }
+        ImageError::Refused { reference, .. } => Some(format!(
+            "see what applies with `wasmbox policy {reference}`; sign it (`wasmbox sign --key KEY {reference}`) and pull it again"
+        )),
+        ImageError::Policy(_) => Some("fix or remove the policy file; until then every image is refused".into()),
         ImageError::DigestMismatch { .. } | ImageError::MissingBlob(_) => {
             Some("the local store is damaged: remove the image with `wasmbox rmi` and build or pull it again".into())
         }

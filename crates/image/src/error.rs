@@ -35,6 +35,14 @@ pub enum ImageError {
     #[error("invalid app manifest {path}: {reason}")]
     BadApp { path: PathBuf, reason: String },
 
+    /// The trust policy does not accept this image (nothing of it reaches the engine).
+    #[error("policy refused {reference} ({digest}): {why} [policy {policy}, scope {scope}]")]
+    Refused { reference: String, digest: String, scope: String, policy: String, why: String },
+
+    /// The policy file itself is unusable: everything fails closed until it is fixed.
+    #[error("{0}")]
+    Policy(String),
+
     #[error("registry {registry}: {reason}")]
     Registry { registry: String, failure: RegistryFailure, reason: String },
 

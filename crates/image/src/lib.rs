@@ -11,6 +11,7 @@ pub mod error;
 pub mod media;
 pub mod pack;
 pub mod registry;
+pub mod signatures;
 pub mod store;
 pub mod unpack;
 

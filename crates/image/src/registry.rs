@@ -34,12 +34,20 @@ pub trait Progress {
     fn done(&self, digest: &str, size: u64, what: &str);
 }
 
+/// A manifest fetched and checked, not yet pulled: `digest` is what signatures must name.
+pub struct Resolved {
+    pub bytes: Vec<u8>,
+    pub digest: String,
+    /// Where its blobs come from (the index entry's digest reference, or the reference itself).
+    source: Reference,
+}
+
 pub struct Registry {
-    client: Client,
-    auth: RegistryAuth,
-    registry: String,
+    pub(crate) client: Client,
+    pub(crate) auth: RegistryAuth,
+    pub(crate) registry: String,
     /// Plain HTTP (loopback or --insecure).
-    plain: bool,
+    pub(crate) plain: bool,
     /// The largest blob a pull accepts (`--max-blob-size`).
     max_blob: u64,
 }
@@ -87,6 +95,13 @@ impl Registry {
         reference: &Reference,
         progress: &dyn Progress,
     ) -> Result<Descriptor, ImageError> {
+        let resolved = self.resolve(reference).await?;
+        self.pull_resolved(store, reference, resolved, progress).await
+    }
+
+    /// Fetches and checks the manifest `reference` names (through a `wasm` index entry), so a
+    /// caller can decide about its digest before any layer moves.
+    pub async fn resolve(&self, reference: &Reference) -> Result<Resolved, ImageError> {
         let (mut bytes, digest) = self.manifest(reference).await?;
         let mut source = reference.clone();
         if is_index(&bytes)? {
@@ -112,6 +127,20 @@ impl Registry {
         let manifest = parse_manifest(&bytes, None)?;
         // Refuse what we cannot run, or will not hold, before downloading anything big.
         check_runnable(&manifest)?;
+        let digest = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
+        Ok(Resolved { bytes, digest, source })
+    }
+
+    /// Downloads the blobs of a resolved manifest into `store` and tags it `reference`.
+    pub async fn pull_resolved(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        resolved: Resolved,
+        progress: &dyn Progress,
+    ) -> Result<Descriptor, ImageError> {
+        let Resolved { bytes, source, .. } = resolved;
+        let manifest = parse_manifest(&bytes, None)?;
         for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
             if blob.size() > self.max_blob {
                 return Err(ImageError::TooLarge { digest: blob.digest().to_string(), cap: self.max_blob });
@@ -180,20 +209,31 @@ impl Registry {
     /// compared with the document's own media type. This one GET is ours, not oci-client's,
     /// because oci-client reads the body whole (no cap) and hides the Content-Type; the token
     /// dance is still oci-client's.
-    async fn manifest(&self, reference: &Reference) -> Result<(Vec<u8>, String), ImageError> {
+    pub(crate) async fn manifest(&self, reference: &Reference) -> Result<(Vec<u8>, String), ImageError> {
         if let Some(pinned) = reference.digest() {
             parse_digest(pinned)?;
         }
+        let target = reference.digest().or(reference.tag()).unwrap_or("latest");
+        self.document(reference, &format!("manifests/{target}"), &ACCEPT.join(", ")).await
+    }
+
+    /// GETs `/v2/<repository>/<path>` (a manifest, an index, the referrers list), capped while
+    /// streaming, its media type checked; returns the bytes and their digest.
+    pub(crate) async fn document(
+        &self,
+        reference: &Reference,
+        path: &str,
+        accept: &str,
+    ) -> Result<(Vec<u8>, String), ImageError> {
         let token =
             self.client.auth(reference, &self.auth, RegistryOperation::Pull).await.map_err(|e| self.failure(e))?;
         let url = format!(
-            "{scheme}://{registry}/v2/{repository}/manifests/{target}",
+            "{scheme}://{registry}/v2/{repository}/{path}",
             scheme = if self.plain { "http" } else { "https" },
             registry = reference.resolve_registry(),
             repository = reference.repository(),
-            target = reference.digest().or(reference.tag()).unwrap_or("latest"),
         );
-        let mut request = reqwest::Client::new().get(&url).header(reqwest::header::ACCEPT, ACCEPT.join(", "));
+        let mut request = reqwest::Client::new().get(&url).header(reqwest::header::ACCEPT, accept);
         request = match (token, &self.auth) {
             (Some(token), _) => request.bearer_auth(token),
             (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
@@ -240,7 +280,7 @@ impl Registry {
     }
 
     /// Content from the registry failed a size or digest check (nothing was stored).
-    fn integrity(&self, e: ImageError) -> ImageError {
+    pub(crate) fn integrity(&self, e: ImageError) -> ImageError {
         match e {
             ImageError::SizeMismatch { .. } | ImageError::DigestMismatch { .. } => ImageError::Registry {
                 registry: self.registry.clone(),
@@ -251,7 +291,7 @@ impl Registry {
         }
     }
 
-    fn failure(&self, e: OciDistributionError) -> ImageError {
+    pub(crate) fn failure(&self, e: OciDistributionError) -> ImageError {
         let failure = match &e {
             OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => {
                 RegistryFailure::Unauthorized
