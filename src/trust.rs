@@ -5,9 +5,8 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use oci_spec::distribution::Reference;
-use wasmbox_image::{ImageError, Store};
-use wasmbox_trust::policy::Decision;
-use wasmbox_trust::{Evidence, Policy, Verified};
+use wasmbox_image::Store;
+use wasmbox_trust::Policy;
 
 use crate::home::wasmbox_home;
 
@@ -18,37 +17,18 @@ pub fn policy_path() -> anyhow::Result<PathBuf> {
 
 /// The policy, if there is one; a file that cannot be used fails closed (an error).
 pub fn load_policy() -> anyhow::Result<Option<Policy>> {
-    Policy::load(&policy_path()?).map_err(|e| ImageError::Policy(e.to_string()).into())
+    Ok(wasmbox_image::admit::load_policy(&policy_path()?)?)
 }
 
 /// The repository (`registry/path`, as the policy scopes and cosign payloads spell it) and tag.
 pub fn identity(reference: &Reference) -> (String, Option<String>) {
-    (format!("{}/{}", reference.registry(), reference.repository()), reference.tag().map(str::to_string))
-}
-
-/// Decides about the image `reference` whose manifest is `digest`, with `evidence`.
-pub fn decide(policy: &Policy, reference: &Reference, digest: &str, evidence: &[Evidence]) -> anyhow::Result<Vec<Verified>> {
-    let (repository, tag) = identity(reference);
-    match policy.decide(&repository, tag.as_deref(), digest, evidence) {
-        Decision::Accepted { verified, .. } => Ok(verified),
-        Decision::Refused { scope, why } => Err(ImageError::Refused {
-            reference: wasmbox_image::display_reference(reference),
-            digest: digest.to_string(),
-            scope,
-            policy: policy.path.display().to_string(),
-            why,
-        }
-        .into()),
-    }
+    wasmbox_image::admit::identity(reference)
 }
 
 /// Re-checks a stored image against the current policy, offline, from the signatures kept
 /// next to it (a key removed from the policy stops it at once).
 pub fn admit_stored(store: &Store, reference: &Reference, digest: &str) -> anyhow::Result<()> {
-    let Some(policy) = load_policy()? else { return Ok(()) };
-    let evidence = store.evidence(digest)?;
-    decide(&policy, reference, digest, &evidence)?;
-    Ok(())
+    Ok(wasmbox_image::admit::admit_stored(store, &policy_path()?, reference, digest)?)
 }
 
 /// A key password: `WASMBOX_PASSWORD`, else `COSIGN_PASSWORD`, else one line of stdin with

@@ -93,11 +93,35 @@ pub fn compile(
 pub struct Source {
     pub artifact: Artifact,
     pub image: Option<(String, WasmImage)>,
+    /// For an image: the reference it was named by (the trust policy's scope comes from it).
+    pub reference: Option<Reference>,
 }
 
 impl Source {
     pub fn app(&self) -> Option<&App> {
         self.image.as_ref().and_then(|(_, i)| i.app.as_ref())
+    }
+
+    /// Checks an image against the trust policy before it becomes a container (local files
+    /// are outside the policy).
+    pub fn admit(&self) -> anyhow::Result<()> {
+        match (&self.reference, &self.image) {
+            (Some(reference), Some((_, image))) => {
+                crate::trust::admit_stored(&image_store()?, reference, &image.manifest_digest)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Where the image came from, for the daemon's own check at every start.
+    pub fn origin(&self) -> Option<wasmbox_host::spec::ImageOrigin> {
+        match (&self.reference, &self.image) {
+            (Some(reference), Some((_, image))) => Some(wasmbox_host::spec::ImageOrigin {
+                reference: reference.whole(),
+                manifest_digest: image.manifest_digest.clone(),
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -129,7 +153,7 @@ pub fn resolve_source_pulling(
         || [".wasm", ".wat", ".cwasm"].iter().any(|ext| text.ends_with(ext))
         || !text.contains(|c: char| c.is_ascii_alphanumeric());
     if source.is_file() || looks_like_path {
-        return Ok(Source { artifact: wasmbox_engine::artifact::load(source)?, image: None });
+        return Ok(Source { artifact: wasmbox_engine::artifact::load(source)?, image: None, reference: None });
     }
     let reference = parse_reference(&text)?;
     let store = image_store()?;
@@ -149,5 +173,5 @@ pub fn resolve_source_pulling(
     let image = wasmbox_image::unpack(&store, &descriptor)?;
     let name = display_reference(&reference);
     let artifact = wasmbox_engine::artifact::from_bytes(Path::new(&name), image.wasm.clone())?;
-    Ok(Source { artifact, image: Some((name, image)) })
+    Ok(Source { artifact, image: Some((name, image)), reference: Some(reference) })
 }

@@ -49,7 +49,32 @@ pub fn pull(reference: &oci_spec::distribution::Reference, flags: &RegistryArgs)
     let name = display_reference(reference);
     let reporter = Reporter::new(flags.quiet);
     reporter.say(&format!("pulling {name}"));
-    let descriptor = super::block_on(registry.pull(&store, reference, &reporter))??;
+    // Under a policy that wants signatures, they are fetched and checked before any layer
+    // moves, and kept next to the image for the offline re-check at every start.
+    let policy = crate::trust::load_policy()?;
+    let resolved = super::block_on(registry.resolve(reference))??;
+    let digest = resolved.digest.clone();
+    let mut evidence = None;
+    if let Some(policy) = &policy {
+        let found = if wasmbox_image::admit::needs_signatures(policy, reference) {
+            super::block_on(registry.fetch_evidence(reference, &digest))??
+        } else {
+            Vec::new()
+        };
+        for v in wasmbox_image::admit::decide(policy, reference, &digest, &found)? {
+            reporter.say(&format!(
+                "verified {} with {} ({})",
+                wasmbox_image::registry::short(&v.digest),
+                v.key,
+                v.kind
+            ));
+        }
+        evidence = Some(found);
+    }
+    let descriptor = super::block_on(registry.pull_resolved(&store, reference, resolved, &reporter))??;
+    if let Some(found) = evidence {
+        store.put_evidence(&digest, &found)?;
+    }
     reporter.say(&format!("pulled {name}"));
     Ok(descriptor.digest().to_string())
 }

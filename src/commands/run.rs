@@ -119,6 +119,7 @@ pub struct DetachArgs {
 pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     let source_path = a.source();
     let source = super::resolve_source_pulling(&source_path, a.pull, &a.registry)?;
+    source.admit()?;
     let app = source.app();
     let limits = a.limits.limits(app.map(|app| &app.limits), a.grant_requested)?;
     let mut argv = vec![source_path.display().to_string()];
@@ -197,6 +198,7 @@ fn detach(a: &RunArgs, source: &super::Source, caps: Capabilities, limits: &Limi
         log_max_bytes: d.log_max_size,
         publish: d.publish.map(|p| p.to_string()),
         http_allow: d.http_allow.clone(),
+        image: source.origin(),
     };
     let body = serde_json::to_vec(&spec)?;
     let container: wasmbox_host::Container = super::block_on(async {

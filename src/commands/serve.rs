@@ -170,6 +170,7 @@ pub fn exec(mut a: ServeArgs) -> anyhow::Result<i32> {
 /// image's, or `dir_app` for a directory without routes).
 fn plan_single(a: &ServeArgs, path: &Path, dir_app: Option<&App>) -> anyhow::Result<Planned> {
     let source = super::resolve_source(path)?;
+    source.admit()?;
     let app = dir_app.or(source.app()).cloned();
     // A local wasmbox.toml is the user's own configuration; an image's may only lower limits.
     let mut limits = a.limits.limits(app.as_ref().map(|app| &app.limits), dir_app.is_some())?;
@@ -232,6 +233,7 @@ fn plan_route(a: &ServeArgs, dir: &Path, app: &App, route: &AppRoute) -> anyhow:
     let is_file = in_dir.exists() || [".wasm", ".wat", ".cwasm"].iter().any(|ext| route.wasm.ends_with(ext));
     let path = if is_file { in_dir } else { PathBuf::from(&route.wasm) };
     let source = super::resolve_source(&path).with_context(|| format!("route {}", route.path))?;
+    source.admit().with_context(|| format!("route {}", route.path))?;
     let label = format!("route {} ({})", route.path, route.wasm);
     Ok(Planned { prefix: route.path.clone(), label, source, caps, allow: HttpAllow::new(rules), limits })
 }

@@ -24,6 +24,7 @@ impl Manager {
         if self.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(HostError::Conflict("the daemon is shutting down".into()));
         }
+        self.admit(&spec)?;
         // Compile first: a container that can never start is refused, not stored.
         let compiled = self.compiled(&spec.wasm_sha256, spec.fuel.is_some())?;
         if spec.publish.is_some() && compiled.kind() != wasmbox_engine::Kind::Component {
@@ -86,6 +87,7 @@ impl Manager {
 
     /// Marks `c` running (restarts + `extra`) and starts its supervisor.
     pub(crate) fn start_stored(self: &Arc<Self>, mut c: Container, extra: u32) -> Result<Container, HostError> {
+        self.admit(&c.spec)?;
         let compiled = self.compiled(&c.spec.wasm_sha256, c.spec.fuel.is_some())?;
         c.restarts += extra;
         c.started_ms = Some(now_ms());

@@ -4,6 +4,7 @@
 //! Not here: running one guest (engine), HTTP serving (http), images (image). Main types:
 //! [`Manager`], [`ContainerSpec`], [`Status`], [`Client`].
 
+mod admit;
 pub mod api;
 pub mod client;
 mod create;

@@ -96,6 +96,17 @@ pub struct ContainerSpec {
     /// `--http-allow` rules (outbound wasi:http of a `publish` container), as typed.
     #[serde(default)]
     pub http_allow: Vec<String>,
+    /// The image this Wasm came from: the daemon checks it against its own trust policy at
+    /// every start. `None`: a local file (outside the policy).
+    #[serde(default)]
+    pub image: Option<ImageOrigin>,
+}
+
+/// An image reference and the manifest digest it resolved to when the container was created.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageOrigin {
+    pub reference: String,
+    pub manifest_digest: String,
 }
 
 impl ContainerSpec {

@@ -115,6 +115,12 @@ impl Manager {
                 }
                 return;
             }
+            // Every start is checked against the current trust policy, restarts too.
+            if let Err(e) = self.admit(&c.spec) {
+                let reason = format!("refused by the trust policy: {e}");
+                let _ = self.db().set_ended(&c.id, Status::Exited, ended.code, Some(&reason), now_ms());
+                return;
+            }
             restarts += 1;
             if let Err(e) = self.db().set_running(&c.id, now_ms(), restarts) {
                 tracing::error!(id = %c.id, "failed to record a restart: {e}");

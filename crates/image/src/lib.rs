@@ -4,6 +4,7 @@
 //! Not here: running (wasmbox-engine).
 //! Main types: [`Store`], [`registry::Registry`], [`App`], [`WasmImage`], [`ImageError`].
 
+pub mod admit;
 pub mod app;
 pub mod auth;
 pub mod compat;

@@ -62,7 +62,8 @@ impl Registry {
         }
         let payload_digest = format!("sha256:{}", hex(&Sha256::digest(payload_bytes)));
         let annotation = |l: &Value| l["annotations"][payload::SIGNATURE_ANNOTATION].as_str().map(str::to_string);
-        if layers.iter().any(|l| l["digest"] == payload_digest.as_str() && annotation(l).as_deref() == Some(signature)) {
+        if layers.iter().any(|l| l["digest"] == payload_digest.as_str() && annotation(l).as_deref() == Some(signature))
+        {
             return Ok(());
         }
         layers.push(json!({
@@ -107,7 +108,9 @@ impl Registry {
         let doc: Value = serde_json::from_slice(&bytes).map_err(|e| malformed(e.to_string()))?;
         let layers = doc.get("layers").and_then(Value::as_array).cloned().unwrap_or_default();
         if layers.len() > MAX_EVIDENCE {
-            return Err(self.refused(format!("{} signature layers for {digest} (more than {MAX_EVIDENCE})", layers.len())));
+            return Err(
+                self.refused(format!("{} signature layers for {digest} (more than {MAX_EVIDENCE})", layers.len()))
+            );
         }
         let mut out = Vec::new();
         for layer in layers.iter().filter(|l| l["mediaType"] == payload::MEDIA_TYPE) {
@@ -233,12 +236,17 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(ImageError::io("read", &path)(e)),
             Ok(m) if m.len() > MAX_STORED => {
-                return Err(ImageError::Malformed { what: "stored signatures", reason: format!("{} is too large", path.display()) });
+                return Err(ImageError::Malformed {
+                    what: "stored signatures",
+                    reason: format!("{} is too large", path.display()),
+                });
             }
             Ok(_) => {}
         }
         let bytes = std::fs::read(&path).map_err(ImageError::io("read", &path))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ImageError::Malformed { what: "stored signatures", reason: format!("{}: {e}", path.display()) })
+        serde_json::from_slice(&bytes).map_err(|e| ImageError::Malformed {
+            what: "stored signatures",
+            reason: format!("{}: {e}", path.display()),
+        })
     }
 }

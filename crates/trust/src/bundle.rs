@@ -83,7 +83,9 @@ pub fn decode(bytes: &[u8]) -> Result<Signed, TrustError> {
         let subjects = statement
             .subject
             .into_iter()
-            .filter_map(|s| s.digest.get("sha256").map(|d| (format!("sha256:{d}"), Some(s.name).filter(|n| !n.is_empty()))))
+            .filter_map(|s| {
+                s.digest.get("sha256").map(|d| (format!("sha256:{d}"), Some(s.name).filter(|n| !n.is_empty())))
+            })
             .collect();
         return Ok(Signed {
             message: pae(&env.payload_type, &payload),

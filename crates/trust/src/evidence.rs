@@ -75,7 +75,12 @@ pub fn verify(
     (ok, why)
 }
 
-fn check_one(e: &Evidence, keys: &[PublicKey], digest: &str, repository: Option<&str>) -> Result<Vec<Verified>, String> {
+fn check_one(
+    e: &Evidence,
+    keys: &[PublicKey],
+    digest: &str,
+    repository: Option<&str>,
+) -> Result<Vec<Verified>, String> {
     let decode = |b: &str| B64.decode(b).map_err(|e| format!("undecodable evidence: {e}"));
     match e {
         Evidence::SimpleSigning { payload: p, signature } => {
@@ -96,7 +101,10 @@ fn check_one(e: &Evidence, keys: &[PublicKey], digest: &str, repository: Option<
             {
                 return Err(format!("a signature for another repository ({})", claim.docker_reference));
             }
-            Ok(signers.iter().map(|k| Verified { key: k.name.clone(), digest: digest.into(), kind: "cosign signature" }).collect())
+            Ok(signers
+                .iter()
+                .map(|k| Verified { key: k.name.clone(), digest: digest.into(), kind: "cosign signature" })
+                .collect())
         }
         Evidence::Bundle { bundle: b } => {
             let bytes = decode(b)?;
@@ -108,7 +116,11 @@ fn check_one(e: &Evidence, keys: &[PublicKey], digest: &str, repository: Option<
                 .iter()
                 .filter(|k| {
                     signed.signatures.iter().any(|s| {
-                        if signed.prehashed { k.verifies_prehashed(&signed.message, s) } else { k.verifies(&signed.message, s) }
+                        if signed.prehashed {
+                            k.verifies_prehashed(&signed.message, s)
+                        } else {
+                            k.verifies(&signed.message, s)
+                        }
                     })
                 })
                 .collect();
@@ -116,12 +128,17 @@ fn check_one(e: &Evidence, keys: &[PublicKey], digest: &str, repository: Option<
                 return Err("a bundle no trusted key signed".into());
             }
             let names_it = signed.subjects.iter().any(|(d, name)| {
-                d == digest && (repository.is_none() || name.as_deref().is_none_or(|n| same_repository(n, repository.unwrap_or(""))))
+                d == digest
+                    && (repository.is_none()
+                        || name.as_deref().is_none_or(|n| same_repository(n, repository.unwrap_or(""))))
             });
             if !names_it {
                 return Err("a bundle for another digest or repository".into());
             }
-            Ok(signers.iter().map(|k| Verified { key: k.name.clone(), digest: digest.into(), kind: "sigstore bundle" }).collect())
+            Ok(signers
+                .iter()
+                .map(|k| Verified { key: k.name.clone(), digest: digest.into(), kind: "sigstore bundle" })
+                .collect())
         }
     }
 }
@@ -150,7 +167,10 @@ mod tests {
         // Wrong key, other digest, other repository, tampered payload: none counts.
         let cases = [
             Evidence::simple(&good, &other.sign(&good)),
-            Evidence::simple(&payload::encode("reg/app", "sha256:00"), &key.sign(&payload::encode("reg/app", "sha256:00"))),
+            Evidence::simple(
+                &payload::encode("reg/app", "sha256:00"),
+                &key.sign(&payload::encode("reg/app", "sha256:00")),
+            ),
             Evidence::simple(&payload::encode("reg/evil", DIGEST), &key.sign(&payload::encode("reg/evil", DIGEST))),
             Evidence::simple(&payload::encode("reg/app ", DIGEST), &sig),
         ];

@@ -5,8 +5,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::XSalsa20Poly1305;
+use crypto_secretbox::aead::{Aead, KeyInit};
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
@@ -189,7 +189,8 @@ fn pem_encode(label: &str, bytes: &[u8]) -> String {
 
 fn pem_decode(pem: &str, labels: &[&str]) -> Option<Vec<u8>> {
     let label = labels.iter().find(|l| pem.contains(&format!("-----BEGIN {l}-----")))?;
-    let body = pem.split(&format!("-----BEGIN {label}-----")).nth(1)?.split(&format!("-----END {label}-----")).next()?;
+    let body =
+        pem.split(&format!("-----BEGIN {label}-----")).nth(1)?.split(&format!("-----END {label}-----")).next()?;
     let joined: String = body.split_whitespace().collect();
     B64.decode(joined).ok()
 }
