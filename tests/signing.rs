@@ -392,6 +392,18 @@ fn hostile_signatures_and_registries_are_refused_in_bounded_time() {
         assert!(out.stderr.contains(&status.to_string()), "{status}: {}", out.stderr);
     }
 
+    // A registry that stalls on the signature tag: an error after the idle timeout, not a hang.
+    let stall = Answer {
+        status: 200,
+        content_type: MANIFEST.into(),
+        body: b"{ ".to_vec(),
+        dribble: Some((1, Duration::from_secs(60))),
+    };
+    h.serve_sig_manifest(stall);
+    let started = Instant::now();
+    home.run(&["pull", &h.reference]).code(125).stderr_has("registry");
+    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+
     // No signature tag at all (404): unsigned, refused by the policy.
     h.fake.routes.lock().unwrap().remove(&format!("/v2/evil/app/manifests/{}.sig", h.digest.replace(':', "-")));
     pull().code(126).stderr_has("has no signatures");

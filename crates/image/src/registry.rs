@@ -22,6 +22,11 @@ use crate::media;
 use crate::store::{Store, descriptor_digest, full, hex, manifest_descriptor, parse_digest};
 use crate::unpack::{check_runnable, parse_manifest};
 
+/// A registry that stops sending (or never answers) fails after this much silence, so a
+/// stalled pull, or a stalled signature lookup, is an error and never a hang.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 const ACCEPT: [&str; 4] = [media::MANIFEST, media::INDEX, media::DOCKER_MANIFEST, media::DOCKER_INDEX];
 
 /// What push and pull report while they work (the CLI draws bars on a TTY, lines otherwise).
@@ -69,7 +74,12 @@ impl Registry {
         let registry = reference.resolve_registry().to_string();
         let plain = insecure || is_loopback(&registry);
         let protocol = if plain { ClientProtocol::HttpsExcept(vec![registry.clone()]) } else { ClientProtocol::Https };
-        let client = Client::new(ClientConfig { protocol, ..Default::default() });
+        let client = Client::new(ClientConfig {
+            protocol,
+            read_timeout: Some(IDLE_TIMEOUT),
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            ..Default::default()
+        });
         let auth = match credentials {
             Some((user, password)) => RegistryAuth::Basic(user, password),
             None => RegistryAuth::Anonymous,
@@ -233,7 +243,15 @@ impl Registry {
             registry = reference.resolve_registry(),
             repository = reference.repository(),
         );
-        let mut request = reqwest::Client::new().get(&url).header(reqwest::header::ACCEPT, accept);
+        let http =
+            reqwest::Client::builder().read_timeout(IDLE_TIMEOUT).connect_timeout(CONNECT_TIMEOUT).build().map_err(
+                |e| ImageError::Registry {
+                    registry: self.registry.clone(),
+                    failure: RegistryFailure::Other,
+                    reason: e.to_string(),
+                },
+            )?;
+        let mut request = http.get(&url).header(reqwest::header::ACCEPT, accept);
         request = match (token, &self.auth) {
             (Some(token), _) => request.bearer_auth(token),
             (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
