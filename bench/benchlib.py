@@ -60,3 +60,17 @@ def timed(cmd, env, expect=None):
     if p.returncode != 0 or (expect and expect not in p.stdout):
         sys.exit(f"benchmark command failed: {' '.join(cmd)}\n{p.stderr.decode()}")
     return elapsed
+
+
+def start_registry(work):
+    """Debian's docker-registry on a free loopback port, storing under `work`; returns
+    (process, "127.0.0.1:PORT") once it accepts connections."""
+    port = free_port()
+    addr = f"127.0.0.1:{port}"
+    with open(os.path.join(work, "config.yml"), "w") as f:
+        f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {work}/registry\n"
+                f"http:\n  addr: {addr}\n")
+    registry = subprocess.Popen(["docker-registry", "serve", os.path.join(work, "config.yml")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_up(port)
+    return registry, addr

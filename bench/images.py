@@ -7,7 +7,7 @@ Usage: bench/images.py [--rounds N]   (needs Debian's docker-registry; scripts/t
 """
 import argparse, gzip, io, os, shutil, statistics, subprocess, tarfile, tempfile, time
 
-from benchlib import ROOT, WASMBOX, free_port, guests, sh, timed, wait_up
+from benchlib import ROOT, WASMBOX, guests, sh, start_registry, timed
 
 
 def leb128(n):
@@ -34,15 +34,8 @@ def main():
     args = ap.parse_args()
     component = guests()["PROBE_COMPONENT"]
     work = tempfile.mkdtemp(prefix="wasmbox-bench-images-")
-    port = free_port()
-    addr = f"127.0.0.1:{port}"
-    with open(os.path.join(work, "config.yml"), "w") as f:
-        f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {work}/registry\n"
-                f"http:\n  addr: {addr}\n")
-    registry = subprocess.Popen(["docker-registry", "serve", os.path.join(work, "config.yml")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    registry, addr = start_registry(work)
     try:
-        wait_up(port)
         app = os.path.join(work, "probe5m.wasm")
         with open(app, "wb") as f:
             f.write(padded(open(component, "rb").read(), 5 << 20))

@@ -7,7 +7,7 @@ Usage: bench/signing.py [--rounds N]   (needs Debian's docker-registry; scripts/
 """
 import argparse, os, random, statistics, subprocess, tempfile
 
-from benchlib import WASMBOX, free_port, guests, sh, timed, wait_up
+from benchlib import WASMBOX, guests, sh, start_registry, timed
 
 
 def main():
@@ -16,16 +16,9 @@ def main():
     args = ap.parse_args()
     module = guests()["PROBE_MODULE"]
     work = tempfile.mkdtemp(prefix="wasmbox-bench-signing-")
-    port = free_port()
-    addr = f"127.0.0.1:{port}"
-    with open(os.path.join(work, "config.yml"), "w") as f:
-        f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {work}/registry\n"
-                f"http:\n  addr: {addr}\n")
-    registry = subprocess.Popen(["docker-registry", "serve", os.path.join(work, "config.yml")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    registry, addr = start_registry(work)
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_up(port)
         ref = f"{addr}/bench/signed:1"
         base = dict(os.environ, WASMBOX_PASSWORD="bench")
         build_env = dict(base, WASMBOX_HOME=os.path.join(work, "build"))

@@ -182,19 +182,7 @@ struct Hostile {
 
 fn hostile() -> Hostile {
     let fake = FakeRegistry::start(Duration::from_secs(60));
-    let wasm = std::fs::read(PROBE_MODULE).unwrap();
-    let config = br#"{"architecture":"wasm","os":"wasip1","layerDigests":[]}"#.to_vec();
-    let config_digest = sha256_digest(&config);
-    let layer_digest = sha256_digest(&wasm);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": MANIFEST,
-        "config": { "mediaType": "application/vnd.wasm.config.v0+json", "digest": config_digest, "size": config.len() },
-        "layers": [{ "mediaType": "application/wasm", "digest": layer_digest, "size": wasm.len() }],
-    })
-    .to_string();
-    fake.set(&format!("/v2/evil/app/blobs/{config_digest}"), Answer::ok("application/octet-stream", config));
-    fake.set(&format!("/v2/evil/app/blobs/{layer_digest}"), Answer::ok("application/octet-stream", wasm.clone()));
-    fake.set("/v2/evil/app/manifests/1", Answer::ok(MANIFEST, manifest.clone().into_bytes()));
+    let (manifest, layer_digest, wasm) = fake.serve_probe_image("evil/app");
     Hostile { fake, manifest, layer_digest, wasm }
 }
 

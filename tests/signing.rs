@@ -265,18 +265,7 @@ struct Hostile {
 
 fn hostile() -> Hostile {
     let fake = FakeRegistry::start(Duration::from_secs(120));
-    let wasm = std::fs::read(PROBE_MODULE).unwrap();
-    let config = br#"{"architecture":"wasm","os":"wasip1","layerDigests":[]}"#.to_vec();
-    let (config_digest, layer_digest) = (sha256_digest(&config), sha256_digest(&wasm));
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": MANIFEST,
-        "config": { "mediaType": "application/vnd.wasm.config.v0+json", "digest": config_digest, "size": config.len() },
-        "layers": [{ "mediaType": "application/wasm", "digest": layer_digest, "size": wasm.len() }],
-    })
-    .to_string();
-    fake.set(&format!("/v2/evil/app/blobs/{config_digest}"), Answer::ok("application/octet-stream", config));
-    fake.set(&format!("/v2/evil/app/blobs/{layer_digest}"), Answer::ok("application/octet-stream", wasm));
-    fake.set("/v2/evil/app/manifests/1", Answer::ok(MANIFEST, manifest.clone().into_bytes()));
+    let (manifest, _, _) = fake.serve_probe_image("evil/app");
     let digest = sha256_digest(manifest.as_bytes());
     let reference = format!("{}/evil/app:1", fake.addr);
     Hostile { fake, digest, reference }

@@ -226,6 +226,27 @@ impl FakeRegistry {
     pub fn set(&self, path: &str, answer: Answer) {
         self.routes.lock().unwrap().insert(path.to_string(), answer);
     }
+
+    /// Serves the probe module as the image `REPO:1` (a CNCF TAG Wasm manifest); returns the
+    /// manifest, the layer digest and the Wasm, for tests that spoil one of them.
+    pub fn serve_probe_image(&self, repo: &str) -> (String, String, Vec<u8>) {
+        let wasm = std::fs::read(wasmbox_test_programs::PROBE_MODULE).unwrap();
+        let config = br#"{"architecture":"wasm","os":"wasip1","layerDigests":[]}"#.to_vec();
+        let (config_digest, layer_digest) = (sha256_digest(&config), sha256_digest(&wasm));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": { "mediaType": "application/vnd.wasm.config.v0+json", "digest": config_digest, "size": config.len() },
+            "layers": [{ "mediaType": "application/wasm", "digest": layer_digest, "size": wasm.len() }],
+        })
+        .to_string();
+        self.set(&format!("/v2/{repo}/blobs/{config_digest}"), Answer::ok("application/octet-stream", config));
+        self.set(&format!("/v2/{repo}/blobs/{layer_digest}"), Answer::ok("application/octet-stream", wasm.clone()));
+        self.set(
+            &format!("/v2/{repo}/manifests/1"),
+            Answer::ok("application/vnd.oci.image.manifest.v1+json", manifest.clone().into_bytes()),
+        );
+        (manifest, layer_digest, wasm)
+    }
 }
 
 fn serve_one(s: TcpStream, routes: &Mutex<HashMap<String, Answer>>, end: Instant) {
