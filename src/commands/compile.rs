@@ -8,7 +8,7 @@ use wasmbox_engine::cache::encode_entry;
 use wasmbox_engine::fs::write_atomic;
 use wasmbox_engine::{EngineOptions, Runtime};
 
-/// Precompile a module or component to native code for this machine
+/// Precompile a module or component for this machine (or, with --target, another CPU)
 #[derive(Args, Debug)]
 pub struct CompileArgs {
     /// A .wasm module or component, or .wat text
@@ -22,21 +22,34 @@ pub struct CompileArgs {
     /// Compile for runs with --fuel (fuel-metered code)
     #[arg(long)]
     pub fuel: bool,
+
+    /// Compile for another CPU: x86_64, aarch64, riscv64gc, pulley64 (Wasmtime's portable
+    /// interpreter), or their Linux triples. Default: this machine, with its CPU features
+    #[arg(long, value_name = "TARGET", value_parser = wasmbox_engine::Target::parse)]
+    pub target: Option<wasmbox_engine::Target>,
 }
 
 pub fn exec(a: CompileArgs) -> anyhow::Result<i32> {
-    let rt = Runtime::new(EngineOptions { fuel: a.fuel, pooling: false })?;
+    let target = a.target.unwrap_or_default();
+    let rt = Runtime::new(EngineOptions { fuel: a.fuel, pooling: false, target })?;
     let artifact = wasmbox_engine::artifact::load(&a.source)?;
-    let (compiled, _) = super::compile(&rt, &artifact, None, false)?;
+    let code = wasmbox_engine::compile::precompile(&rt, &artifact)?;
     let out = a.output.unwrap_or_else(|| a.source.with_extension("cwasm"));
     let wasm = artifact.wasm().context("the source is already precompiled; compile the .wasm it came from")?;
     let binding = wasmbox_engine::compile::binding(&rt, wasm);
-    let bytes = encode_entry(artifact.kind, &binding, &compiled.serialize()?);
+    let bytes = encode_entry(artifact.kind, &binding, &rt.code_target(), &code);
     write_atomic(&out, &bytes).with_context(|| format!("failed to write {}", out.display()))?;
     // Output for the user, not state: their usual permissions, not wasmbox's private umask.
     let mode = 0o644 & !crate::home::user_umask();
     std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(mode))
         .with_context(|| format!("failed to set the permissions of {}", out.display()))?;
-    eprintln!("compiled {} {} -> {} ({} bytes)", artifact.kind, a.source.display(), out.display(), bytes.len());
+    eprintln!(
+        "compiled {} {} -> {} for {} ({} bytes)",
+        artifact.kind,
+        a.source.display(),
+        out.display(),
+        target.triple(),
+        bytes.len()
+    );
     Ok(0)
 }

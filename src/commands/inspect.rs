@@ -146,6 +146,18 @@ fn render(i: &Inspection) -> String {
     };
     s += &format!("path:    {}\nkind:    {kind}\nsize:    {} bytes\nsha256:  {}\n", i.path, i.size, i.sha256);
     s += &format!("wasi:    {}\nworld:   {}\n", i.wasi, i.world);
+    if let Some(n) = &i.native {
+        let how = if n.native { "this machine's CPU features" } else { "the target's baseline" };
+        s += &format!("target:  {} (compiled for {how})\n", n.target);
+        let features =
+            if n.cpu_features.is_empty() { "none beyond the baseline".to_string() } else { n.cpu_features.join(" ") };
+        s += &format!("cpu:     {features}\n");
+        s += &format!("engine:  {}\n", &n.engine[..16]);
+        match &n.why_not {
+            None => s += "runs here: yes (with --allow-precompiled)\n",
+            Some(why) => s += &format!("runs here: no: {why}\n"),
+        }
+    }
     if i.precompiled {
         s += "imports, exports and capabilities are not kept in precompiled code; inspect the .wasm it came from\n";
         return s;

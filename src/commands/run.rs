@@ -49,6 +49,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_precompiled: bool,
 
+    /// How guest code runs: `native` (Cranelift machine code for this CPU), `pulley`
+    /// (Wasmtime's portable interpreter: slower, runs anywhere), `auto` (native where Cranelift
+    /// supports this CPU, else Pulley)
+    #[arg(long, value_enum, default_value_t = EngineChoice::Auto, conflicts_with = "detach")]
+    pub engine: EngineChoice,
+
     /// When to pull an image SOURCE from its registry
     #[arg(long, value_enum, default_value_t = super::PullPolicy::Missing)]
     pub pull: super::PullPolicy,
@@ -145,7 +151,18 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     if a.detach.detach {
         return detach(&a, &source, caps, &limits);
     }
-    let rt = Runtime::new(EngineOptions { fuel: limits.fuel.is_some(), pooling: false })?;
+    let target = match a.engine {
+        EngineChoice::Pulley => wasmbox_engine::Target::PULLEY,
+        EngineChoice::Native if !has_cranelift_backend() => {
+            bail!(
+                "--engine native: Cranelift has no backend for this CPU ({}); use --engine pulley",
+                std::env::consts::ARCH
+            )
+        }
+        // wasmtime itself picks Pulley on CPUs Cranelift does not support.
+        EngineChoice::Native | EngineChoice::Auto => wasmbox_engine::Target::Native,
+    };
+    let rt = Runtime::new(EngineOptions { fuel: limits.fuel.is_some(), pooling: false, target })?;
     let cache = super::compile_cache(a.no_cache)?;
     let (compiled, _) = super::compile(&rt, &source.artifact, cache.as_ref(), a.allow_precompiled)?;
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -212,4 +229,17 @@ fn detach(a: &RunArgs, source: &super::Source, caps: Capabilities, limits: &Limi
 fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
+}
+
+/// `run --engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineChoice {
+    Auto,
+    Native,
+    Pulley,
+}
+
+/// The CPUs Cranelift (and so `--engine native`) generates code for.
+fn has_cranelift_backend() -> bool {
+    matches!(std::env::consts::ARCH, "x86_64" | "aarch64" | "riscv64" | "s390x")
 }

@@ -124,7 +124,7 @@ pub fn exec(mut a: ServeArgs) -> anyhow::Result<i32> {
     let routed = a.source.is_dir() && a.source.join(wasmbox_image::app::FILE_NAME).is_file();
     let planned = if routed { plan_dir(&a)? } else { vec![plan_single(&a, &a.source, None)?] };
     let fuel = planned.iter().any(|p| p.limits.fuel.is_some());
-    let rt = Runtime::new(EngineOptions { fuel, pooling: true })?;
+    let rt = Runtime::new(EngineOptions { fuel, pooling: true, ..Default::default() })?;
     let cache = super::compile_cache(false)?;
     let live = Arc::new(AtomicUsize::new(0));
     let mut routes = Vec::new();

@@ -59,7 +59,7 @@ pub fn exec(a: PruneArgs) -> anyhow::Result<i32> {
     }
     let engines: Vec<[u8; 32]> = [false, true]
         .into_iter()
-        .map(|fuel| Runtime::new(EngineOptions { fuel, pooling: false }).map(|rt| rt.compat_digest()))
+        .map(|fuel| Runtime::new(EngineOptions { fuel, ..Default::default() }).map(|rt| rt.compat_digest()))
         .collect::<Result<_, _>>()?;
     let cache = super::compile_cache(false)?.expect("cache enabled");
     for entry in cache.entries()? {

@@ -26,7 +26,7 @@ pub struct VersionInfo {
 impl VersionInfo {
     pub fn collect() -> anyhow::Result<VersionInfo> {
         let digest = |fuel| -> anyhow::Result<String> {
-            let rt = Runtime::new(EngineOptions { fuel, pooling: false })?;
+            let rt = Runtime::new(EngineOptions { fuel, ..Default::default() })?;
             Ok(wasmbox_engine::cache::hex(&rt.compat_digest()))
         };
         Ok(VersionInfo {

@@ -21,7 +21,7 @@ struct Host {
 }
 
 fn measure(pooling: bool) -> Vec<Duration> {
-    let rt = Runtime::new(EngineOptions { fuel: false, pooling }).unwrap();
+    let rt = Runtime::new(EngineOptions { fuel: false, pooling, ..Default::default() }).unwrap();
     let art = artifact::load(std::path::Path::new(wasmbox_test_programs::PROBE_MODULE)).unwrap();
     let Compiled::Module(module) = compile(&rt, &art, None, false).unwrap().0 else { unreachable!() };
     let mut linker = Linker::<Host>::new(rt.engine());

@@ -21,9 +21,10 @@ use crate::artifact::Kind;
 use crate::fs::write_atomic;
 
 pub const MAGIC: &[u8; 8] = b"WBXCWASM";
-const FORMAT_VERSION: u32 = 2;
-/// magic, version, kind (+3 padding), payload length, CRC32 (+4 padding), wasm sha256, engine digest.
-pub const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 4 + 4 + 32 + 32;
+const FORMAT_VERSION: u32 = 3;
+/// magic, version, kind, native flag (+2 padding), payload length, CRC32 (+4 padding), wasm
+/// sha256, engine digest, target triple (NUL-padded ASCII).
+pub const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 4 + 4 + 32 + 32 + 32;
 /// No compiled artifact is this large; a header claiming more is not read.
 pub const MAX_PAYLOAD: u64 = 4 << 30;
 
@@ -44,25 +45,38 @@ impl Binding {
     }
 }
 
-/// A decoded entry: what kind of code, what it is bound to, and wasmtime's serialized bytes.
+/// Which CPU compiled code is for: its triple, and whether it was compiled for this very
+/// machine's CPU features (native) or a target's baseline (cross-compiled, Pulley).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeTarget {
+    pub triple: String,
+    pub native: bool,
+}
+
+/// A decoded entry: what kind of code, what it is bound to, its target, and wasmtime's bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Entry<'a> {
     pub kind: Kind,
     pub binding: Binding,
+    pub target: CodeTarget,
     pub payload: &'a [u8],
 }
 
 /// Frames `payload` with our header.
-pub fn encode_entry(kind: Kind, binding: &Binding, payload: &[u8]) -> Vec<u8> {
+pub fn encode_entry(kind: Kind, binding: &Binding, target: &CodeTarget, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&[kind_byte(kind), 0, 0, 0]);
+    out.extend_from_slice(&[kind_byte(kind), target.native as u8, 0, 0]);
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&binding.wasm_sha256);
     out.extend_from_slice(&binding.engine);
+    let mut triple = [0u8; 32];
+    let name = target.triple.as_bytes();
+    triple[..name.len().min(32)].copy_from_slice(&name[..name.len().min(32)]);
+    out.extend_from_slice(&triple);
     out.extend_from_slice(payload);
     out
 }
@@ -73,6 +87,7 @@ struct Header {
     len: u64,
     crc: [u8; 4],
     binding: Binding,
+    target: CodeTarget,
 }
 
 fn decode_header(bytes: &[u8]) -> Result<Header, String> {
@@ -93,7 +108,11 @@ fn decode_header(bytes: &[u8]) -> Result<Header, String> {
         return Err(format!("header claims {len} bytes of code"));
     }
     let binding = Binding { wasm_sha256: bytes[32..64].try_into().unwrap(), engine: bytes[64..96].try_into().unwrap() };
-    Ok(Header { kind, len, crc: bytes[24..28].try_into().unwrap(), binding })
+    let name = &bytes[96..128];
+    let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+    let triple = std::str::from_utf8(&name[..end]).map_err(|_| "target is not text".to_string())?.to_string();
+    let target = CodeTarget { triple, native: bytes[13] == 1 };
+    Ok(Header { kind, len, crc: bytes[24..28].try_into().unwrap(), binding, target })
 }
 
 /// Checks the header of `bytes` and returns the payload, or why it cannot be trusted.
@@ -106,7 +125,7 @@ pub fn decode_entry(bytes: &[u8]) -> Result<Entry<'_>, String> {
     if crc32fast::hash(payload).to_le_bytes() != h.crc {
         return Err("checksum mismatch".into());
     }
-    Ok(Entry { kind: h.kind, binding: h.binding, payload })
+    Ok(Entry { kind: h.kind, binding: h.binding, target: h.target, payload })
 }
 
 fn kind_byte(kind: Kind) -> u8 {
@@ -229,9 +248,9 @@ impl CompileCache {
     }
 
     /// Stores `payload` under `binding` atomically; concurrent writers of one key are safe.
-    pub fn put(&self, binding: &Binding, kind: Kind, payload: &[u8]) -> std::io::Result<()> {
+    pub fn put(&self, binding: &Binding, target: &CodeTarget, kind: Kind, payload: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        write_atomic(&self.path(&binding.key()), &encode_entry(kind, binding, payload))
+        write_atomic(&self.path(&binding.key()), &encode_entry(kind, binding, target, payload))
     }
 }
 
@@ -245,10 +264,17 @@ mod tests {
 
     const B: Binding = Binding { wasm_sha256: [1; 32], engine: [2; 32] };
 
+    fn t() -> CodeTarget {
+        CodeTarget { triple: "aarch64-unknown-linux-gnu".into(), native: false }
+    }
+
     #[test]
     fn roundtrip_and_damage_detection() {
-        let e = encode_entry(Kind::Component, &B, b"native code");
-        assert_eq!(decode_entry(&e).unwrap(), Entry { kind: Kind::Component, binding: B, payload: b"native code" });
+        let e = encode_entry(Kind::Component, &B, &t(), b"native code");
+        assert_eq!(
+            decode_entry(&e).unwrap(),
+            Entry { kind: Kind::Component, binding: B, target: t(), payload: b"native code" }
+        );
         assert!(decode_entry(&e[..e.len() - 1]).unwrap_err().contains("header says"));
         let mut flipped = e.clone();
         *flipped.last_mut().unwrap() ^= 1;
@@ -260,7 +286,7 @@ mod tests {
     fn damaged_entry_is_a_miss_and_removed() {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(dir.path());
-        cache.put(&B, Kind::Module, b"code").unwrap();
+        cache.put(&B, &t(), Kind::Module, b"code").unwrap();
         let (kind, bytes) = cache.get(&B).unwrap();
         assert_eq!((kind, &bytes[HEADER_LEN..]), (Kind::Module, &b"code"[..]));
         let path = cache.path(&B.key());
@@ -275,7 +301,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(dir.path());
         let other = Binding { wasm_sha256: [3; 32], ..B };
-        cache.put(&other, Kind::Module, b"other program").unwrap();
+        cache.put(&other, &t(), Kind::Module, b"other program").unwrap();
         std::fs::rename(cache.path(&other.key()), cache.path(&B.key())).unwrap();
         assert_eq!(cache.get(&B), None, "an intact entry of another Wasm must not be used");
         assert!(!cache.path(&B.key()).exists(), "the swapped entry is removed");
@@ -297,7 +323,7 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         assert_eq!(cache.get(&B), None);
         // A header that claims more than the file holds is refused without reading on.
-        let mut e = encode_entry(Kind::Module, &B, b"code");
+        let mut e = encode_entry(Kind::Module, &B, &t(), b"code");
         e[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes());
         std::fs::write(&path, &e).unwrap();
         assert_eq!(cache.get(&B), None);

@@ -66,20 +66,13 @@ pub fn compile(
             if !allow_precompiled {
                 return Err(EngineError::PrecompiledNotAllowed { path: artifact.path.clone() });
             }
-            let bound = crate::cache::decode_entry(file).map(|e| e.binding).map_err(|why| EngineError::NotWasm {
+            let entry = crate::cache::decode_entry(file).map_err(|why| EngineError::NotWasm {
                 path: artifact.path.clone(),
                 reason: format!("damaged precompiled file: {why}"),
             })?;
-            if bound.engine != rt.compat_digest() {
-                return Err(EngineError::PrecompiledIncompatible {
-                    path: artifact.path.clone(),
-                    source: anyhow::anyhow!(
-                        "it needs engine {}, this wasmbox is engine {}",
-                        short(&bound.engine),
-                        short(&rt.compat_digest())
-                    ),
-                });
-            }
+            check_runnable_here(rt, &entry.target, &entry.binding).map_err(|why| {
+                EngineError::PrecompiledIncompatible { path: artifact.path.clone(), source: anyhow::anyhow!(why) }
+            })?;
             let compiled = deserialize(engine, artifact.kind, &file[HEADER_LEN..]).map_err(|source| {
                 EngineError::PrecompiledIncompatible { path: artifact.path.clone(), source: source.into() }
             })?;
@@ -115,14 +108,65 @@ pub fn compile(
     };
     if let Some(cache) = cache {
         // A cache that cannot be written costs speed, not correctness.
-        if let Err(e) = compiled
-            .serialize()
-            .and_then(|bytes| cache.put(&binding, artifact.kind, &bytes).map_err(|e| EngineError::Internal(e.into())))
-        {
+        if let Err(e) = compiled.serialize().and_then(|bytes| {
+            cache.put(&binding, &rt.code_target(), artifact.kind, &bytes).map_err(|e| EngineError::Internal(e.into()))
+        }) {
             tracing::warn!(dir = %cache.dir().display(), "could not write the compile cache: {e:#}");
         }
     }
     Ok((compiled, CompileSource::Compiled))
+}
+
+/// Whether code compiled for `target` by the engine in `bound` can run on `rt`. Another
+/// architecture never can (named, so a user sees both); code compiled natively needs exactly
+/// this engine (the same CPU features and settings); cross-compiled code (a target's baseline)
+/// is left to wasmtime's own check of its settings and CPU features against this host.
+pub(crate) fn check_runnable_here(
+    rt: &Runtime,
+    target: &crate::cache::CodeTarget,
+    bound: &Binding,
+) -> Result<(), String> {
+    let here = rt.code_target();
+    let (file_arch, here_arch) =
+        (crate::target::architecture_of(&target.triple), crate::target::architecture_of(&here.triple));
+    if file_arch != here_arch {
+        let hint = match (file_arch, here.native) {
+            ("pulley64", _) => "; run it with --engine pulley",
+            (_, false) => "; run it with --engine native on a matching machine",
+            _ => "",
+        };
+        return Err(format!("it was compiled for {}, and this engine runs {} code{hint}", target.triple, here.triple));
+    }
+    if target.native && here.native && bound.engine != rt.compat_digest() {
+        return Err(format!(
+            "it needs engine {}, this wasmbox is engine {} (compiled with other settings, e.g. --fuel, or by another wasmbox)",
+            short(&bound.engine),
+            short(&rt.compat_digest())
+        ));
+    }
+    Ok(())
+}
+
+/// Compiles `artifact` (Wasm) ahead of time into wasmtime's serialized form for this runtime's
+/// target, which need not be this machine (`compile --target`): the code is produced, not
+/// loaded, so another CPU's code can be made here.
+pub fn precompile(rt: &Runtime, artifact: &Artifact) -> Result<Vec<u8>, EngineError> {
+    let Code::Wasm(wasm) = &artifact.code else {
+        return Err(EngineError::NotWasm {
+            path: artifact.path.clone(),
+            reason: "it is already precompiled; compile the .wasm it came from".into(),
+        });
+    };
+    let what = match artifact.kind {
+        Kind::Module => "module",
+        Kind::Component => "component",
+    };
+    let invalid = |e: wasmtime::Error| EngineError::Invalid { path: artifact.path.clone(), what, source: e.into() };
+    match artifact.kind {
+        Kind::Module => rt.engine().precompile_module(wasm),
+        Kind::Component => rt.engine().precompile_component(wasm),
+    }
+    .map_err(invalid)
 }
 
 /// What code compiled from `wasm` by this runtime's engine is bound to.

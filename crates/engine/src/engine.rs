@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::EngineError;
+use crate::target::Target;
 
 /// How often the epoch advances while a deadline is armed; a guest stops within about this
 /// much of its deadline.
@@ -23,6 +24,8 @@ pub struct EngineOptions {
     /// Pre-reserve instance slots (pooling allocator): fastest instantiation for servers that
     /// start many instances; a one-shot `run` is better off without the reservation.
     pub pooling: bool,
+    /// What code is compiled for (and, for Pulley, run by): this machine unless told.
+    pub target: Target,
 }
 
 /// A wasmtime engine configured the one way wasmbox runs guests.
@@ -36,6 +39,9 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(options: EngineOptions) -> Result<Runtime, EngineError> {
         let mut config = Config::new();
+        if let Target::Triple(triple) = options.target {
+            config.target(triple).map_err(|e| EngineError::Internal(e.into()))?;
+        }
         config.epoch_interruption(true);
         config.consume_fuel(options.fuel);
         config.memory_init_cow(true);
@@ -56,6 +62,14 @@ impl Runtime {
 
     pub fn options(&self) -> EngineOptions {
         self.options
+    }
+
+    /// What code this engine compiles is for (recorded in cache entries and `.cwasm` files).
+    pub fn code_target(&self) -> crate::cache::CodeTarget {
+        crate::cache::CodeTarget {
+            triple: self.options.target.triple().to_string(),
+            native: self.options.target == Target::Native,
+        }
     }
 
     /// sha256 of wasmtime's precompile compatibility hash: equal exactly when compiled

@@ -26,6 +26,27 @@ pub struct Inspection {
     pub imports: Vec<Item>,
     pub exports: Vec<Item>,
     pub capabilities: Vec<Capability>,
+    /// For precompiled code: what it was compiled for and what it needs to run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub native: Option<NativeCode>,
+}
+
+/// What a precompiled file's code assumes.
+#[derive(Debug, Clone, Serialize)]
+pub struct NativeCode {
+    /// The target triple (`x86_64-unknown-linux-gnu`, `aarch64-…`, `pulley64`).
+    pub target: String,
+    /// Compiled for the CPU features of the machine that compiled it (`true`), or for the
+    /// target's baseline (cross-compiled with `--target`).
+    pub native: bool,
+    /// Optional CPU features the code uses (wasmtime's ISA flags that are on).
+    pub cpu_features: Vec<String>,
+    /// The engine digest it was compiled by (`wasmbox version` shows this wasmbox's).
+    pub engine: String,
+    /// Whether this wasmbox can run it on this machine (with the default engine).
+    pub runs_here: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why_not: Option<String>,
 }
 
 /// A top-level import or export, with the functions of an interface (components) or its kind.
@@ -82,7 +103,23 @@ pub fn inspect(rt: &Runtime, artifact: &Artifact, compiled: Option<&Compiled>) -
         capabilities: capabilities(&import_names),
         imports,
         exports,
+        native: native_code(rt, artifact),
     }
+}
+
+fn native_code(rt: &Runtime, artifact: &Artifact) -> Option<NativeCode> {
+    let Code::Precompiled(file) = &artifact.code else { return None };
+    let entry = crate::cache::decode_entry(file).ok()?;
+    let info = crate::native_info::read(entry.payload);
+    let here = crate::compile::check_runnable_here(rt, &entry.target, &entry.binding);
+    Some(NativeCode {
+        target: entry.target.triple.clone(),
+        native: entry.target.native,
+        cpu_features: info.map(|i| i.cpu_features).unwrap_or_default(),
+        engine: hex(&entry.binding.engine),
+        runs_here: here.is_ok(),
+        why_not: here.err(),
+    })
 }
 
 fn module_items(wasm: &[u8]) -> (Vec<Item>, Vec<Item>) {

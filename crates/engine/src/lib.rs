@@ -16,10 +16,12 @@ pub mod inspect;
 pub mod limits;
 mod lookup;
 pub mod meter;
+pub mod native_info;
 pub mod net;
 pub mod output;
 pub mod reserve;
 pub mod run;
+pub mod target;
 pub mod units;
 mod wasi;
 
@@ -33,3 +35,4 @@ pub use limits::Limits;
 pub use net::{NetPolicy, NetRule};
 pub use output::{GuestOutput, OutStream};
 pub use run::{RunStats, preflight, run, run_observed};
+pub use target::Target;

@@ -72,8 +72,9 @@ impl Manager {
         std::fs::create_dir_all(home.join("containers/wasm"))
             .map_err(|e| HostError::Internal(format!("failed to create {}: {e}", home.join("containers").display())))?;
         let db = Db::open(&home.join("wasmbox.db"))?;
-        let runtime =
-            |fuel| Runtime::new(EngineOptions { fuel, pooling: false }).map_err(|e| HostError::Internal(e.to_string()));
+        let runtime = |fuel| {
+            Runtime::new(EngineOptions { fuel, ..Default::default() }).map_err(|e| HostError::Internal(e.to_string()))
+        };
         let (plain, fuel) = (runtime(false)?, runtime(true)?);
         // Every live guest yields on each tick, so a guest in a tight loop never holds a
         // worker thread longer than a tick.

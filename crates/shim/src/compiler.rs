@@ -48,5 +48,5 @@ pub fn precompile(rt: &Runtime, layer: &WasmLayer) -> anyhow::Result<Option<Vec<
     let binding = wasmbox_engine::compile::binding(rt, wasm);
     let (compiled, _) = wasmbox_engine::compile(rt, &artifact, None, false)?;
     log::info!("precompiled layer {name} ({} bytes of Wasm)", layer.layer.len());
-    Ok(Some(cache::encode_entry(compiled.kind(), &binding, &compiled.serialize()?)))
+    Ok(Some(cache::encode_entry(compiled.kind(), &binding, &rt.code_target(), &compiled.serialize()?)))
 }

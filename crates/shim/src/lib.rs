@@ -15,5 +15,5 @@ use wasmbox_engine::{EngineError, EngineOptions, Runtime};
 /// The one engine configuration of the shim: the compiler and the sandbox must agree on it, or
 /// precompiled layers would not load.
 pub fn runtime() -> Result<Runtime, EngineError> {
-    Runtime::new(EngineOptions { fuel: false, pooling: false })
+    Runtime::new(EngineOptions::default())
 }
