@@ -69,7 +69,7 @@ pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
     };
 
     let store = super::image_store()?;
-    let manifest = pack(&store, wasm, &meta, app.as_ref())?;
+    let manifest = pack(&store, wasm, &meta, app.as_ref(), &[])?;
     store.tag(&reference.whole(), &manifest)?;
     eprintln!("built {} ({}, {} bytes of Wasm)", display_reference(&reference), artifact.kind, wasm.len());
     println!("{}", manifest.digest());

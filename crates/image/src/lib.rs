@@ -11,6 +11,7 @@ pub mod compat;
 pub mod error;
 pub mod media;
 pub mod pack;
+pub mod precompiled;
 pub mod registry;
 pub mod signatures;
 pub mod store;

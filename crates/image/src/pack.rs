@@ -21,8 +21,20 @@ pub struct WasmMeta {
     pub exports: Vec<String>,
 }
 
-/// Stores layer, config and manifest; returns the manifest descriptor (not yet tagged).
-pub fn pack(store: &Store, wasm: &[u8], meta: &WasmMeta, app: Option<&App>) -> Result<Descriptor, ImageError> {
+/// Precompiled code for one target (a `wasmbox compile --target` file), to carry as a layer.
+pub struct PrecompiledLayer {
+    pub target: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Stores layers, config and manifest; returns the manifest descriptor (not yet tagged).
+pub fn pack(
+    store: &Store,
+    wasm: &[u8],
+    meta: &WasmMeta,
+    app: Option<&App>,
+    precompiled: &[PrecompiledLayer],
+) -> Result<Descriptor, ImageError> {
     let layer = store.put_bytes(wasm)?;
     let mut config = json!({
         "created": rfc3339(SystemTime::now()),
@@ -45,6 +57,18 @@ pub fn pack(store: &Store, wasm: &[u8], meta: &WasmMeta, app: Option<&App>) -> R
         "config": { "mediaType": media::WASM_CONFIG, "digest": full(&config_digest), "size": config_bytes.len() },
         "layers": [{ "mediaType": media::WASM_LAYER, "digest": full(&layer), "size": wasm.len() }],
     });
+    for p in precompiled {
+        let digest = store.put_bytes(&p.bytes)?;
+        manifest["layers"].as_array_mut().expect("layers").push(json!({
+            "mediaType": crate::precompiled::LAYER,
+            "digest": full(&digest),
+            "size": p.bytes.len(),
+            "annotations": {
+                crate::precompiled::TARGET_ANNOTATION: p.target,
+                crate::precompiled::WASM_ANNOTATION: full(&layer),
+            },
+        }));
+    }
     if let Some(app) = app {
         let mut annotations =
             json!({ media::APP_ANNOTATION: app.to_json(), "org.opencontainers.image.title": app.name });

@@ -151,12 +151,17 @@ impl Registry {
     ) -> Result<Descriptor, ImageError> {
         let Resolved { bytes, source, .. } = resolved;
         let manifest = parse_manifest(&bytes, None)?;
-        for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+        // Precompiled code for other CPUs is never downloaded (only this machine's, if any).
+        let host_arch = wasmbox_engine::target::Target::Native.architecture();
+        let wanted: Vec<&Descriptor> = std::iter::once(manifest.config())
+            .chain(manifest.layers().iter().filter(|l| crate::precompiled::wanted(l, host_arch)))
+            .collect();
+        for blob in wanted.iter().copied() {
             if blob.size() > self.max_blob {
                 return Err(ImageError::TooLarge { digest: blob.digest().to_string(), cap: self.max_blob });
             }
         }
-        for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+        for blob in wanted {
             let blob_digest = descriptor_digest(blob)?;
             let Some(mut writer) = store.begin_blob(&blob_digest, blob.size())? else {
                 progress.done(&full(&blob_digest), blob.size(), "already present");
