@@ -27,7 +27,11 @@ pub fn identity(reference: &Reference) -> (String, Option<String>) {
 
 /// Re-checks a stored image against the current policy, offline, from the signatures kept
 /// next to it (a key removed from the policy stops it at once).
-pub fn admit_stored(store: &Store, reference: &Reference, digest: &str) -> anyhow::Result<()> {
+pub fn admit_stored(
+    store: &Store,
+    reference: &Reference,
+    digest: &str,
+) -> anyhow::Result<Vec<wasmbox_trust::Verified>> {
     Ok(wasmbox_image::admit::admit_stored(store, &policy_path()?, reference, digest)?)
 }
 

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use wasmbox_engine::inspect::inspect;
 use wasmbox_engine::{EngineOptions, Kind, Runtime};
-use wasmbox_image::pack::WasmMeta;
+use wasmbox_image::pack::{PrecompiledLayer, WasmMeta};
 use wasmbox_image::{App, display_reference, pack, parse_reference};
 
 /// Build an image from a directory with wasmbox.toml, or from a .wasm/.wat file
@@ -16,6 +16,11 @@ pub struct BuildArgs {
     /// Name and optionally a tag (NAME[:TAG]); default: the app's name:version, or FILE:latest
     #[arg(short = 't', long = "tag", value_name = "REF")]
     pub tag: Option<String>,
+
+    /// Also carry precompiled code for these targets (x86_64, aarch64, riscv64gc, pulley64 or
+    /// their triples), used by trusted pulls on matching machines instead of compiling
+    #[arg(long, value_name = "TARGET,…", value_delimiter = ',', value_parser = wasmbox_engine::Target::parse)]
+    pub precompile: Vec<wasmbox_engine::Target>,
 
     /// A directory containing wasmbox.toml, or a .wasm/.wat file
     #[arg(value_name = "PATH", default_value = ".")]
@@ -68,8 +73,17 @@ pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
         exports: if component { names(&info.exports) } else { vec![] },
     };
 
+    let mut precompiled = Vec::new();
+    for target in &a.precompile {
+        let rt = Runtime::new(EngineOptions { target: *target, ..Default::default() })?;
+        let code = wasmbox_engine::compile::precompile(&rt, &artifact)?;
+        let binding = wasmbox_engine::compile::binding(&rt, wasm);
+        let bytes = wasmbox_engine::cache::encode_entry(artifact.kind, &binding, &rt.code_target(), &code);
+        eprintln!("precompiled for {} ({} bytes)", target.triple(), bytes.len());
+        precompiled.push(PrecompiledLayer { target: target.triple().to_string(), bytes });
+    }
     let store = super::image_store()?;
-    let manifest = pack(&store, wasm, &meta, app.as_ref(), &[])?;
+    let manifest = pack(&store, wasm, &meta, app.as_ref(), &precompiled)?;
     store.tag(&reference.whole(), &manifest)?;
     eprintln!("built {} ({}, {} bytes of Wasm)", display_reference(&reference), artifact.kind, wasm.len());
     println!("{}", manifest.digest());

@@ -103,14 +103,43 @@ impl Source {
     }
 
     /// Checks an image against the trust policy before it becomes a container (local files
-    /// are outside the policy).
-    pub fn admit(&self) -> anyhow::Result<()> {
+    /// are outside the policy); returns the keys that vouched for it (none without a policy).
+    pub fn admit(&self) -> anyhow::Result<Vec<wasmbox_trust::Verified>> {
         match (&self.reference, &self.image) {
             (Some(reference), Some((_, image))) => {
                 crate::trust::admit_stored(&image_store()?, reference, &image.manifest_digest)
             }
-            _ => Ok(()),
+            _ => Ok(Vec::new()),
         }
+    }
+
+    /// The image's precompiled code for this machine, when it has some and it may be used:
+    /// native code runs only from an image whose signature a policy verified, or with
+    /// `--allow-precompiled`. Its header must name this image's Wasm.
+    pub fn trusted_precompiled(&self, verified: &[wasmbox_trust::Verified], allow: bool) -> Option<Artifact> {
+        let (name, image) = self.image.as_ref()?;
+        if verified.is_empty() && !allow {
+            return None;
+        }
+        let store = image_store().ok()?;
+        let arch = wasmbox_engine::Target::Native.architecture();
+        let found = wasmbox_image::precompiled::for_stored_image(&store, &image.manifest_digest, arch);
+        let (target, bytes) = match found {
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!("ignoring the precompiled layer of {name}: {e}");
+                return None;
+            }
+        };
+        let wasm_sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&image.wasm).into();
+        let bound = wasmbox_engine::cache::decode_entry(&bytes).ok()?.binding;
+        if bound.wasm_sha256 != wasm_sha {
+            tracing::warn!("ignoring the precompiled layer of {name}: it was compiled from other Wasm");
+            return None;
+        }
+        tracing::debug!(image = %name, %target, "using the image's precompiled layer");
+        wasmbox_engine::artifact::from_bytes(Path::new(name), bytes).ok()
     }
 
     /// Where the image came from, for the daemon's own check at every start.

@@ -125,7 +125,7 @@ pub struct DetachArgs {
 pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     let source_path = a.source();
     let source = super::resolve_source_pulling(&source_path, a.pull, &a.registry)?;
-    source.admit()?;
+    let verified = source.admit()?;
     let app = source.app();
     let limits = a.limits.limits(app.map(|app| &app.limits), a.grant_requested)?;
     let mut argv = vec![source_path.display().to_string()];
@@ -164,7 +164,20 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     };
     let rt = Runtime::new(EngineOptions { fuel: limits.fuel.is_some(), pooling: false, target })?;
     let cache = super::compile_cache(a.no_cache)?;
-    let (compiled, _) = super::compile(&rt, &source.artifact, cache.as_ref(), a.allow_precompiled)?;
+    // An image's precompiled layer for this CPU, when trusted, saves the compile; if this
+    // engine cannot load it (other settings, e.g. --fuel), the Wasm is compiled as usual.
+    let precompiled = if a.detach.detach { None } else { source.trusted_precompiled(&verified, a.allow_precompiled) };
+    let loaded = precompiled.and_then(|artifact| match super::compile(&rt, &artifact, None, true) {
+        Ok(done) => Some(done),
+        Err(e) => {
+            tracing::debug!("precompiled layer not usable here, compiling the Wasm: {e:#}");
+            None
+        }
+    });
+    let (compiled, _) = match loaded {
+        Some(done) => done,
+        None => super::compile(&rt, &source.artifact, cache.as_ref(), a.allow_precompiled)?,
+    };
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = tokio.block_on(wasmbox_engine::run(&rt, &compiled, &caps, &limits));
     // A guest stopped at its deadline inside a blocking file operation (reading a FIFO) leaves

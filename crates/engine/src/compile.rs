@@ -96,7 +96,8 @@ pub fn compile(
         }
     }
 
-    tracing::debug!(path = %artifact.path.display(), %key, "compiling (cache miss)");
+    let wasm_sha = crate::cache::hex(&binding.wasm_sha256);
+    tracing::debug!(path = %artifact.path.display(), %key, wasm = %wasm_sha, "compiling (cache miss)");
     let what = match artifact.kind {
         Kind::Module => "module",
         Kind::Component => "component",

@@ -50,9 +50,14 @@ pub fn decide(
     }
 }
 
-/// Re-checks a stored image against the policy at `policy_path` (none: accepted).
-pub fn admit_stored(store: &Store, policy_path: &Path, reference: &Reference, digest: &str) -> Result<(), ImageError> {
-    let Some(policy) = load_policy(policy_path)? else { return Ok(()) };
+/// Re-checks a stored image against the policy at `policy_path` (none: accepted, no keys).
+pub fn admit_stored(
+    store: &Store,
+    policy_path: &Path,
+    reference: &Reference,
+    digest: &str,
+) -> Result<Vec<Verified>, ImageError> {
+    let Some(policy) = load_policy(policy_path)? else { return Ok(Vec::new()) };
     let evidence = store.evidence(digest)?;
-    decide(&policy, reference, digest, &evidence).map(|_| ())
+    decide(&policy, reference, digest, &evidence)
 }

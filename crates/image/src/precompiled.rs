@@ -61,3 +61,19 @@ pub fn for_host(
     }
     Ok(None)
 }
+
+/// The precompiled layer for `host_arch` of the stored image `manifest_digest`, if any.
+pub fn for_stored_image(
+    store: &Store,
+    manifest_digest: &str,
+    host_arch: &str,
+) -> Result<Option<(String, Vec<u8>)>, ImageError> {
+    let Some(descriptor) = store.manifest_by_digest(manifest_digest)? else { return Ok(None) };
+    let bytes = store.read_blob(&descriptor_digest(&descriptor)?, media::MAX_MANIFEST)?;
+    let manifest = crate::unpack::parse_manifest(&bytes, None)?;
+    if crate::compat::is_compat(&manifest) {
+        return Ok(None);
+    }
+    let (wasm_layer, _) = crate::unpack::select_wasm_layer(&manifest)?;
+    for_host(store, &manifest, wasm_layer, host_arch)
+}

@@ -156,7 +156,7 @@ impl Registry {
         let wanted: Vec<&Descriptor> = std::iter::once(manifest.config())
             .chain(manifest.layers().iter().filter(|l| crate::precompiled::wanted(l, host_arch)))
             .collect();
-        for blob in wanted.iter().copied() {
+        for blob in &wanted {
             if blob.size() > self.max_blob {
                 return Err(ImageError::TooLarge { digest: blob.digest().to_string(), cap: self.max_blob });
             }
