@@ -6,6 +6,7 @@ mod flags;
 mod format;
 mod home;
 mod progress;
+mod receipt;
 mod report;
 mod requests;
 mod trust;

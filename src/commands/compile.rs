@@ -27,11 +27,15 @@ pub struct CompileArgs {
     /// interpreter), or their Linux triples. Default: this machine, with its CPU features
     #[arg(long, value_name = "TARGET", value_parser = wasmbox_engine::Target::parse)]
     pub target: Option<wasmbox_engine::Target>,
+
+    /// Compile for `run --deterministic` (canonical NaNs, deterministic relaxed SIMD)
+    #[arg(long)]
+    pub deterministic: bool,
 }
 
 pub fn exec(a: CompileArgs) -> anyhow::Result<i32> {
     let target = a.target.unwrap_or_default();
-    let rt = Runtime::new(EngineOptions { fuel: a.fuel, pooling: false, target })?;
+    let rt = Runtime::new(EngineOptions { fuel: a.fuel, pooling: false, target, deterministic: a.deterministic })?;
     let artifact = wasmbox_engine::artifact::load(&a.source)?;
     let code = wasmbox_engine::compile::precompile(&rt, &artifact)?;
     let out = a.output.unwrap_or_else(|| a.source.with_extension("cwasm"));

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -54,6 +55,25 @@ pub struct RunArgs {
     /// supports this CPU, else Pulley)
     #[arg(long, value_enum, default_value_t = EngineChoice::Auto, conflicts_with = "detach")]
     pub engine: EngineChoice,
+
+    /// Run deterministically: canonical NaNs, deterministic relaxed SIMD, clocks that start at
+    /// 2000-01-01T00:00:00Z and advance 1 ms per read, random data from --seed, stdin read up
+    /// front; grants that cannot be deterministic (-v, --net-allow, --timeout) are refused
+    #[arg(long, conflicts_with = "detach")]
+    pub deterministic: bool,
+
+    /// The seed of a deterministic run's random data
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "deterministic")]
+    pub seed: u64,
+
+    /// Write a receipt of the deterministic run (input and output digests, exit code, fuel) as JSON
+    #[arg(long, value_name = "FILE", requires = "deterministic")]
+    pub receipt: Option<PathBuf>,
+
+    /// Run deterministically again and compare with this receipt: exit 0 if it matches, 1
+    /// listing each difference
+    #[arg(long, value_name = "FILE", conflicts_with = "receipt")]
+    pub check_receipt: Option<PathBuf>,
 
     /// When to pull an image SOURCE from its registry
     #[arg(long, value_enum, default_value_t = super::PullPolicy::Missing)]
@@ -151,6 +171,22 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     if a.detach.detach {
         return detach(&a, &source, caps, &limits);
     }
+    let deterministic = a.deterministic || a.check_receipt.is_some();
+    let mut limits = limits;
+    let mut stdin_digest = String::new();
+    let hashing = Arc::new(crate::receipt::HashingOutput::default());
+    if deterministic {
+        refuse_nondeterministic(&caps, &limits)?;
+        caps.deterministic = Some(wasmbox_engine::determinism::Determinism { seed: a.seed });
+        // stdin is part of the input: read it whole, so its digest goes into the receipt.
+        let mut input = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut input).context("failed to read stdin")?;
+        stdin_digest = crate::receipt::sha256_hex(&input);
+        caps.stdin = wasmbox_engine::Stdin::Bytes(input);
+        caps.output = wasmbox_engine::Output::Sink(hashing.clone());
+        // Fuel is counted (its use is part of the receipt); without --fuel it does not limit.
+        limits.fuel = Some(limits.fuel.unwrap_or(u64::MAX / 2));
+    }
     let target = match a.engine {
         EngineChoice::Pulley => wasmbox_engine::Target::PULLEY,
         EngineChoice::Native if !has_cranelift_backend() => {
@@ -162,7 +198,7 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
         // wasmtime itself picks Pulley on CPUs Cranelift does not support.
         EngineChoice::Native | EngineChoice::Auto => wasmbox_engine::Target::Native,
     };
-    let rt = Runtime::new(EngineOptions { fuel: limits.fuel.is_some(), pooling: false, target })?;
+    let rt = Runtime::new(EngineOptions { fuel: limits.fuel.is_some(), pooling: false, target, deterministic })?;
     let cache = super::compile_cache(a.no_cache)?;
     // An image's precompiled layer for this CPU, when trusted, saves the compile; if this
     // engine cannot load it (other settings, e.g. --fuel), the Wasm is compiled as usual.
@@ -179,11 +215,79 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
         None => super::compile(&rt, &source.artifact, cache.as_ref(), a.allow_precompiled)?,
     };
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let result = tokio.block_on(wasmbox_engine::run(&rt, &compiled, &caps, &limits));
+    let stats = Arc::new(wasmbox_engine::RunStats::default());
+    // Deadlines and host-work charges (fuel) are applied on epoch ticks.
+    let _ticker = (limits.timeout.is_some() || limits.fuel.is_some()).then(|| rt.start_ticker());
+    let result = tokio.block_on(wasmbox_engine::run_observed(&rt, &compiled, &caps, &limits, stats.clone()));
     // A guest stopped at its deadline inside a blocking file operation (reading a FIFO) leaves
     // that thread blocked: exit without waiting for it.
     tokio.shutdown_background();
-    Ok(result?)
+    if !deterministic {
+        return Ok(result?);
+    }
+    let exit_code = match &result {
+        Ok(code) => *code,
+        Err(e) => e.exit_code(),
+    };
+    let (stdout_sha256, stderr_sha256) = hashing.digests();
+    let wasm_sha256 = match source.artifact.wasm() {
+        Some(wasm) => crate::receipt::sha256_hex(wasm),
+        None => source.artifact.bound_wasm_sha256().map(|s| wasmbox_engine::cache::hex(&s)).unwrap_or_default(),
+    };
+    let receipt = crate::receipt::Receipt {
+        wasm_sha256,
+        args: caps.args.iter().skip(1).cloned().collect(),
+        env: caps.env.clone(),
+        seed: a.seed,
+        stdin_sha256: stdin_digest,
+        stdout_sha256,
+        stderr_sha256,
+        exit_code,
+        fuel_used: stats.fuel_used.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    if let Err(e) = &result {
+        eprintln!("error: {e:#}");
+    }
+    if let Some(path) = &a.receipt {
+        let text = serde_json::to_string_pretty(&receipt)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("failed to write the receipt {}", path.display()))?;
+    }
+    if let Some(path) = &a.check_receipt {
+        let text = std::fs::read(path).with_context(|| format!("failed to read the receipt {}", path.display()))?;
+        let expected: crate::receipt::Receipt =
+            serde_json::from_slice(&text).with_context(|| format!("{} is not a wasmbox receipt", path.display()))?;
+        let differences = receipt.differences(&expected);
+        if differences.is_empty() {
+            eprintln!("receipt {} matches", path.display());
+            return Ok(0);
+        }
+        eprintln!("receipt {} does not match:", path.display());
+        for d in differences {
+            eprintln!("  {d}");
+        }
+        return Ok(1);
+    }
+    Ok(exit_code)
+}
+
+/// What `--deterministic` cannot make deterministic is refused, naming the flag.
+fn refuse_nondeterministic(caps: &Capabilities, limits: &Limits) -> anyhow::Result<()> {
+    if let Some(p) = caps.preopens.first() {
+        bail!(
+            "--deterministic cannot grant --dir {}: directory listings and file metadata (times, \
+             order) come from the host; pass the input on stdin instead",
+            p.host.display()
+        );
+    }
+    if !caps.net.is_empty() {
+        bail!("--deterministic cannot grant --net-allow: the network is host state");
+    }
+    if let Some(t) = limits.timeout {
+        bail!(
+            "--deterministic cannot use a time limit ({t:?}, from --timeout or the image): where it stops a run depends on the machine; bound it with --fuel"
+        );
+    }
+    Ok(())
 }
 
 /// `run -d`: store the Wasm where the daemon keeps container code, then ask it to start.

@@ -46,6 +46,14 @@ pub struct Artifact {
 }
 
 impl Artifact {
+    /// For precompiled code: the sha256 of the Wasm it was compiled from (from its header).
+    pub fn bound_wasm_sha256(&self) -> Option<[u8; 32]> {
+        match &self.code {
+            Code::Precompiled(file) => crate::cache::decode_entry(file).ok().map(|e| e.binding.wasm_sha256),
+            Code::Wasm(_) => None,
+        }
+    }
+
     /// sha256 of the file as read. Computed on request: running never needs it.
     pub fn sha256(&self) -> [u8; 32] {
         let file = match (&self.text, &self.code) {

@@ -54,13 +54,15 @@ impl Preopen {
 }
 
 /// What the guest's stdin is connected to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Stdin {
     /// The caller's stdin.
     #[default]
     Inherit,
     /// An empty stream.
     Null,
+    /// These bytes, then end of stream (deterministic runs read stdin up front).
+    Bytes(Vec<u8>),
 }
 
 /// Where the guest's stdout and stderr go.
@@ -93,6 +95,8 @@ pub struct Capabilities {
     pub net: NetPolicy,
     pub stdin: Stdin,
     pub output: Output,
+    /// `--deterministic`: fixed clocks and seeded random data instead of the host's.
+    pub deterministic: Option<crate::determinism::Determinism>,
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ pub struct EngineOptions {
     pub pooling: bool,
     /// What code is compiled for (and, for Pulley, run by): this machine unless told.
     pub target: Target,
+    /// NaN canonicalization and deterministic relaxed SIMD: the same float bits on every CPU.
+    pub deterministic: bool,
 }
 
 /// A wasmtime engine configured the one way wasmbox runs guests.
@@ -43,6 +45,10 @@ impl Runtime {
             config.target(triple).map_err(|e| EngineError::Internal(e.into()))?;
         }
         config.epoch_interruption(true);
+        if options.deterministic {
+            config.cranelift_nan_canonicalization(true);
+            config.relaxed_simd_deterministic(true);
+        }
         config.consume_fuel(options.fuel);
         config.memory_init_cow(true);
         if options.pooling {

@@ -41,6 +41,11 @@ impl MeteredRng {
     pub fn new(work: Arc<HostWork>) -> Self {
         MeteredRng { inner: wasmtime_wasi::thread_rng(), work }
     }
+
+    /// `inner`'s output, counted in `work` (deterministic runs meter their seeded generator).
+    pub fn wrapping(inner: Box<dyn wasmtime_wasi::Rng + Send>, work: Arc<HostWork>) -> Self {
+        MeteredRng { inner, work }
+    }
 }
 
 impl TryRng for MeteredRng {

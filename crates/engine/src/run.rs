@@ -57,7 +57,7 @@ pub async fn run_observed(
         return Err(EngineError::Internal(anyhow::anyhow!("--fuel needs an engine created with fuel enabled")));
     }
     let mut wasi = build_ctx(caps)?;
-    let work = meter_host_work(&mut wasi, limits);
+    let work = meter_host_work(&mut wasi, limits, caps.deterministic.as_ref());
     let running = async {
         match compiled {
             Compiled::Module(m) => run_module(rt, m, wasi, limits, stats.clone(), work).await,
@@ -202,10 +202,24 @@ fn link_component(rt: &Runtime, component: &Component) -> Result<CommandPre<Comp
 
 /// With fuel, the guest's random data comes from generators that count what they produce, so
 /// the host work can be charged to its fuel (see `meter`).
-pub(crate) fn meter_host_work(wasi: &mut WasiCtxBuilder, limits: &Limits) -> Option<Arc<HostWork>> {
+pub(crate) fn meter_host_work(
+    wasi: &mut WasiCtxBuilder,
+    limits: &Limits,
+    deterministic: Option<&crate::determinism::Determinism>,
+) -> Option<Arc<HostWork>> {
     limits.fuel?;
     let work = Arc::new(HostWork::default());
-    wasi.secure_random(MeteredRng::new(work.clone())).insecure_random(MeteredRng::new(work.clone()));
+    match deterministic {
+        Some(d) => {
+            let seeded =
+                |seed| Box::new(crate::determinism::SeededRng::new(seed)) as Box<dyn wasmtime_wasi::Rng + Send>;
+            wasi.secure_random(MeteredRng::wrapping(seeded(d.seed), work.clone()))
+                .insecure_random(MeteredRng::wrapping(seeded(d.seed ^ 0x9e37_79b9_7f4a_7c15), work.clone()));
+        }
+        None => {
+            wasi.secure_random(MeteredRng::new(work.clone())).insecure_random(MeteredRng::new(work.clone()));
+        }
+    }
     Some(work)
 }
 

@@ -14,10 +14,14 @@ use crate::output::{OutStream, SinkStream};
 /// component or `build_p1()` for a core module; nothing is granted that `caps` does not list.
 pub fn build_ctx(caps: &Capabilities) -> Result<WasiCtxBuilder, EngineError> {
     let mut b = WasiCtxBuilder::new();
-    match caps.stdin {
+    match &caps.stdin {
         Stdin::Inherit => b.inherit_stdin(),
         Stdin::Null => &mut b,
+        Stdin::Bytes(bytes) => b.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(bytes.clone())),
     };
+    if let Some(d) = &caps.deterministic {
+        d.apply(&mut b);
+    }
     match &caps.output {
         Output::Inherit => b.inherit_stdout().inherit_stderr(),
         Output::Sink(sink) => b

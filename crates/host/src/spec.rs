@@ -165,6 +165,7 @@ impl ContainerSpec {
             net: NetPolicy::new(rules),
             stdin: Stdin::Null,
             output,
+            deterministic: None,
         }
     }
 }

@@ -153,7 +153,15 @@ fn capabilities(plan: &Plan, env: Vec<(String, String)>, args: Vec<String>) -> R
         .map(|d| Preopen { host: PathBuf::from(&d.path), guest: d.path.clone(), read_only: d.read_only })
         .collect();
     let rules = parse_rules::<NetRule>(&plan.net_allow, NET_ALLOW)?;
-    Ok(Capabilities { preopens, env, args, net: NetPolicy::new(rules), stdin: Stdin::Inherit, output: Output::Inherit })
+    Ok(Capabilities {
+        preopens,
+        env,
+        args,
+        net: NetPolicy::new(rules),
+        stdin: Stdin::Inherit,
+        output: Output::Inherit,
+        deterministic: None,
+    })
 }
 
 /// The rules of one grant annotation; a bad one names the annotation.

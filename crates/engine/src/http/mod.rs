@@ -170,7 +170,7 @@ impl HttpHandler {
         });
         let (wasi, work) = match build_ctx(&self.caps) {
             Ok(mut b) => {
-                let work = meter_host_work(&mut b, &self.limits);
+                let work = meter_host_work(&mut b, &self.limits, None);
                 (b.build(), work)
             }
             Err(e) => return failed(e.to_string()),

@@ -86,6 +86,19 @@ fn main() {
             }
             Ok(String::new())
         }
+        "entropy" => {
+            // `entropy`: what a guest can learn from the host: wall clock, elapsed time, random
+            // data (std's hash keys come from random_get) and the NaN bits the CPU produces.
+            use std::hash::BuildHasher;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+            let t0 = std::time::Instant::now();
+            let elapsed = t0.elapsed().as_nanos();
+            let random = std::collections::hash_map::RandomState::new().hash_one(42u64);
+            let zero = std::hint::black_box(0.0f32);
+            let nan32 = (zero / zero).to_bits();
+            let nan64 = std::hint::black_box(-1.0f64).sqrt().to_bits();
+            Ok(format!("time {now}\nelapsed {elapsed}\nrandom {random:016x}\nnan32 {nan32:08x}\nnan64 {nan64:016x}"))
+        }
         "streams" => {
             // `streams N MS`: `out I` to stdout and `err I` to stderr, N times, MS ms apart.
             let (n, ms) = (a(2).parse::<u64>().unwrap_or(1), a(3).parse().unwrap_or(0));
