@@ -1,10 +1,17 @@
-//! Receipts of deterministic runs (`run --deterministic --receipt FILE`): what went in and what
-//! came out, as digests — nothing host-, engine- or time-specific and no host paths, so
-//! receipts from different CPUs compare equal. `--check-receipt FILE` runs again and compares.
+//! Deterministic runs in the CLI (`run --deterministic`): refusing what cannot be
+//! deterministic, and the receipt — what went in and what came out, as digests, nothing host-,
+//! engine- or time-specific and no host paths, so receipts from different CPUs compare equal.
+//! `--check-receipt FILE` runs again and compares.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::sync::Mutex;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use wasmbox_engine::determinism::Determinism;
+use wasmbox_engine::{Artifact, Capabilities, Limits, Output, RunStats, Stdin};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -26,6 +33,29 @@ pub struct Receipt {
 }
 
 impl Receipt {
+    /// Writes the receipt to `write`, and/or compares it with the one in `check` (exit 0 when
+    /// equal, 1 listing each difference); without `check`, the guest's exit code.
+    pub fn settle(&self, write: Option<&Path>, check: Option<&Path>) -> anyhow::Result<i32> {
+        if let Some(path) = write {
+            let text = serde_json::to_string_pretty(self)? + "\n";
+            std::fs::write(path, text).with_context(|| format!("failed to write the receipt {}", path.display()))?;
+        }
+        let Some(path) = check else { return Ok(self.exit_code) };
+        let text = std::fs::read(path).with_context(|| format!("failed to read the receipt {}", path.display()))?;
+        let expected: Receipt =
+            serde_json::from_slice(&text).with_context(|| format!("{} is not a wasmbox receipt", path.display()))?;
+        let differences = self.differences(&expected);
+        if differences.is_empty() {
+            eprintln!("receipt {} matches", path.display());
+            return Ok(0);
+        }
+        eprintln!("receipt {} does not match:", path.display());
+        for d in differences {
+            eprintln!("  {d}");
+        }
+        Ok(1)
+    }
+
     /// The fields that differ from `other`, with both values.
     pub fn differences(&self, other: &Receipt) -> Vec<String> {
         let (a, b) = (fields(self), fields(other));
@@ -75,4 +105,70 @@ impl GuestOutput for HashingOutput {
             }
         }
     }
+}
+
+/// What a deterministic run records while it runs.
+pub struct Recorder {
+    seed: u64,
+    stdin_sha256: String,
+    output: Arc<HashingOutput>,
+}
+
+impl Recorder {
+    /// Refuses what cannot be deterministic, then makes `caps`/`limits` deterministic: fixed
+    /// clocks and seeded random data, stdin read up front, output hashed, fuel counted.
+    pub fn prepare(caps: &mut Capabilities, limits: &mut Limits, seed: u64) -> anyhow::Result<Recorder> {
+        refuse_nondeterministic(caps, limits)?;
+        caps.deterministic = Some(Determinism { seed });
+        let mut input = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut input).context("failed to read stdin")?;
+        let stdin_sha256 = sha256_hex(&input);
+        caps.stdin = Stdin::Bytes(input);
+        let output = Arc::new(HashingOutput::default());
+        caps.output = Output::Sink(output.clone());
+        // Fuel use is part of the receipt; without --fuel it is counted, not limited.
+        limits.fuel = Some(limits.fuel.unwrap_or(u64::MAX / 2));
+        Ok(Recorder { seed, stdin_sha256, output })
+    }
+
+    pub fn receipt(&self, artifact: &Artifact, caps: &Capabilities, exit_code: i32, stats: &RunStats) -> Receipt {
+        let (stdout_sha256, stderr_sha256) = self.output.digests();
+        let wasm_sha256 = match artifact.wasm() {
+            Some(wasm) => sha256_hex(wasm),
+            None => artifact.bound_wasm_sha256().map(|s| wasmbox_engine::cache::hex(&s)).unwrap_or_default(),
+        };
+        Receipt {
+            wasm_sha256,
+            // argv[0] is the source as typed: a host path.
+            args: caps.args.iter().skip(1).cloned().collect(),
+            env: caps.env.clone(),
+            seed: self.seed,
+            stdin_sha256: self.stdin_sha256.clone(),
+            stdout_sha256,
+            stderr_sha256,
+            exit_code,
+            fuel_used: stats.fuel_used.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What `--deterministic` cannot make deterministic is refused, naming the flag.
+fn refuse_nondeterministic(caps: &Capabilities, limits: &Limits) -> anyhow::Result<()> {
+    if let Some(p) = caps.preopens.first() {
+        bail!(
+            "--deterministic cannot grant --dir {}: directory listings and file metadata (times, \
+             order) come from the host; pass the input on stdin instead",
+            p.host.display()
+        );
+    }
+    if !caps.net.is_empty() {
+        bail!("--deterministic cannot grant --net-allow: the network is host state");
+    }
+    if let Some(t) = limits.timeout {
+        bail!(
+            "--deterministic cannot use a time limit ({t:?}, from --timeout or the image): where it \
+             stops a run depends on the machine; bound it with --fuel"
+        );
+    }
+    Ok(())
 }

@@ -359,6 +359,12 @@ fn hostile_signatures_and_registries_are_refused_in_bounded_time() {
     h.fake.set(&referrers_path, Answer::ok("application/vnd.oci.image.index.v1+json", index.to_string().into_bytes()));
     h.serve_signatures(&[(good.clone(), sign(&good))]);
     pull().code(125).stderr_has("1001 referrers");
+    // A referrers API that fails (500) is an error too, not "no bundles".
+    h.fake.set(
+        &referrers_path,
+        Answer { status: 500, content_type: "application/json".into(), body: b"{}".to_vec(), dribble: None },
+    );
+    pull().code(125).stderr_has("HTTP 500");
     h.fake.routes.lock().unwrap().remove(&referrers_path);
 
     // A signature manifest over the cap, and a payload layer over its cap.

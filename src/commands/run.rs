@@ -173,20 +173,8 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     }
     let deterministic = a.deterministic || a.check_receipt.is_some();
     let mut limits = limits;
-    let mut stdin_digest = String::new();
-    let hashing = Arc::new(crate::receipt::HashingOutput::default());
-    if deterministic {
-        refuse_nondeterministic(&caps, &limits)?;
-        caps.deterministic = Some(wasmbox_engine::determinism::Determinism { seed: a.seed });
-        // stdin is part of the input: read it whole, so its digest goes into the receipt.
-        let mut input = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut input).context("failed to read stdin")?;
-        stdin_digest = crate::receipt::sha256_hex(&input);
-        caps.stdin = wasmbox_engine::Stdin::Bytes(input);
-        caps.output = wasmbox_engine::Output::Sink(hashing.clone());
-        // Fuel is counted (its use is part of the receipt); without --fuel it does not limit.
-        limits.fuel = Some(limits.fuel.unwrap_or(u64::MAX / 2));
-    }
+    let recorder =
+        if deterministic { Some(crate::receipt::Recorder::prepare(&mut caps, &mut limits, a.seed)?) } else { None };
     let target = match a.engine {
         EngineChoice::Pulley => wasmbox_engine::Target::PULLEY,
         EngineChoice::Native if !has_cranelift_backend() => {
@@ -222,72 +210,16 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     // A guest stopped at its deadline inside a blocking file operation (reading a FIFO) leaves
     // that thread blocked: exit without waiting for it.
     tokio.shutdown_background();
-    if !deterministic {
-        return Ok(result?);
-    }
+    let Some(recorder) = recorder else { return Ok(result?) };
     let exit_code = match &result {
         Ok(code) => *code,
-        Err(e) => e.exit_code(),
-    };
-    let (stdout_sha256, stderr_sha256) = hashing.digests();
-    let wasm_sha256 = match source.artifact.wasm() {
-        Some(wasm) => crate::receipt::sha256_hex(wasm),
-        None => source.artifact.bound_wasm_sha256().map(|s| wasmbox_engine::cache::hex(&s)).unwrap_or_default(),
-    };
-    let receipt = crate::receipt::Receipt {
-        wasm_sha256,
-        args: caps.args.iter().skip(1).cloned().collect(),
-        env: caps.env.clone(),
-        seed: a.seed,
-        stdin_sha256: stdin_digest,
-        stdout_sha256,
-        stderr_sha256,
-        exit_code,
-        fuel_used: stats.fuel_used.load(std::sync::atomic::Ordering::Relaxed),
-    };
-    if let Err(e) = &result {
-        eprintln!("error: {e:#}");
-    }
-    if let Some(path) = &a.receipt {
-        let text = serde_json::to_string_pretty(&receipt)? + "\n";
-        std::fs::write(path, text).with_context(|| format!("failed to write the receipt {}", path.display()))?;
-    }
-    if let Some(path) = &a.check_receipt {
-        let text = std::fs::read(path).with_context(|| format!("failed to read the receipt {}", path.display()))?;
-        let expected: crate::receipt::Receipt =
-            serde_json::from_slice(&text).with_context(|| format!("{} is not a wasmbox receipt", path.display()))?;
-        let differences = receipt.differences(&expected);
-        if differences.is_empty() {
-            eprintln!("receipt {} matches", path.display());
-            return Ok(0);
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            e.exit_code()
         }
-        eprintln!("receipt {} does not match:", path.display());
-        for d in differences {
-            eprintln!("  {d}");
-        }
-        return Ok(1);
-    }
-    Ok(exit_code)
-}
-
-/// What `--deterministic` cannot make deterministic is refused, naming the flag.
-fn refuse_nondeterministic(caps: &Capabilities, limits: &Limits) -> anyhow::Result<()> {
-    if let Some(p) = caps.preopens.first() {
-        bail!(
-            "--deterministic cannot grant --dir {}: directory listings and file metadata (times, \
-             order) come from the host; pass the input on stdin instead",
-            p.host.display()
-        );
-    }
-    if !caps.net.is_empty() {
-        bail!("--deterministic cannot grant --net-allow: the network is host state");
-    }
-    if let Some(t) = limits.timeout {
-        bail!(
-            "--deterministic cannot use a time limit ({t:?}, from --timeout or the image): where it stops a run depends on the machine; bound it with --fuel"
-        );
-    }
-    Ok(())
+    };
+    let receipt = recorder.receipt(&source.artifact, &caps, exit_code, &stats);
+    receipt.settle(a.receipt.as_deref(), a.check_receipt.as_deref())
 }
 
 /// `run -d`: store the Wasm where the daemon keeps container code, then ask it to start.

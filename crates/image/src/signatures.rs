@@ -137,8 +137,13 @@ impl Registry {
         let index_accept = media::INDEX;
         let listing = match self.document(reference, &format!("referrers/{digest}"), index_accept).await {
             Ok(found) => Some(found),
-            // No referrers API here: the fallback tag (cosign writes it on such registries).
-            Err(ImageError::Registry { failure: RegistryFailure::NotFound | RegistryFailure::Other, .. }) => {
+            // No referrers API here (404, or 400/405/501 from registries that predate it): the
+            // fallback tag, which cosign writes on such registries. Any other failure (401,
+            // 500, …) is an error, never "no signatures".
+            Err(ImageError::Registry { failure, reason, .. })
+                if failure == RegistryFailure::NotFound
+                    || ["HTTP 400", "HTTP 405", "HTTP 501"].iter().any(|s| reason.ends_with(s)) =>
+            {
                 self.optional(self.manifest(&at_tag(reference, &tag_for(digest, ""))).await)?
             }
             Err(e) => return Err(e),
