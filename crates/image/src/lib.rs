@@ -12,6 +12,7 @@ pub mod error;
 pub mod media;
 pub mod pack;
 pub mod precompiled;
+pub mod reference;
 pub mod registry;
 pub mod signatures;
 pub mod store;
@@ -26,10 +27,7 @@ pub use unpack::{WasmImage, unpack};
 /// Parses a user's image reference (`name`, `name:tag`, `host:5000/ns/name@sha256:…`),
 /// normalized the way docker does (`docker.io/library/name:latest`).
 pub fn parse_reference(s: &str) -> Result<oci_spec::distribution::Reference, ImageError> {
-    s.parse().map_err(|e: oci_spec::distribution::ParseError| ImageError::BadReference {
-        reference: s.to_string(),
-        reason: e.to_string(),
-    })
+    reference::parse(s).map_err(|reason| ImageError::BadReference { reference: s.to_string(), reason: reason.into() })
 }
 
 /// The short form users type and `images` shows: `docker.io/library/app:1` is `app:1`.
