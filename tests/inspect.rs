@@ -60,3 +60,34 @@ fn wat_and_bad_sources() {
     std::fs::write(&bad, b"\0asm\x01\0\0\0\x01\xff").unwrap();
     home.run(&["inspect", bad.to_str().unwrap()]).code(126).no_panic();
 }
+
+fn wasm_tools() -> std::path::PathBuf {
+    let path = std::env::var_os("WASMBOX_WASM_TOOLS").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var("HOME").unwrap())
+            .join(".cache/wasmbox-test/wasm-tools-1.262.0/bin/wasm-tools")
+    });
+    assert!(path.is_file(), "wasm-tools not found at {}: scripts/deps.sh installs it", path.display());
+    path
+}
+
+#[test]
+fn wit_of_a_component_is_what_wasm_tools_prints() {
+    let home = Home::new();
+    for component in [PROBE_COMPONENT, HTTP_HELLO_COMPONENT] {
+        let ours = home.run(&["inspect", "--wit", component]);
+        ours.code(0);
+        let theirs = std::process::Command::new(wasm_tools()).args(["component", "wit", component]).output().unwrap();
+        assert!(theirs.status.success(), "{}", String::from_utf8_lossy(&theirs.stderr));
+        assert_eq!(ours.stdout, String::from_utf8(theirs.stdout).unwrap(), "{component}");
+        assert!(ours.stdout.contains("world "), "{}", ours.stdout);
+    }
+    // An image's too.
+    home.run(&["build", "-t", "wit-demo:1", PROBE_COMPONENT]).code(0);
+    assert_eq!(
+        home.run(&["inspect", "--wit", "wit-demo:1"]).stdout,
+        home.run(&["inspect", "--wit", PROBE_COMPONENT]).stdout
+    );
+    // A core module has none: said, then the usual inspection (exit 0).
+    let module = home.run(&["inspect", "--wit", PROBE_MODULE]);
+    module.code(0).stdout_has("modules have no WIT").stdout_has("imports:");
+}

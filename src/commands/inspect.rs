@@ -19,6 +19,11 @@ pub struct InspectArgs {
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+
+    /// Print a component's world as WIT (imports, exports and their types), as
+    /// `wasm-tools component wit` does
+    #[arg(long, conflicts_with = "json")]
+    pub wit: bool,
 }
 
 /// An image's side of `inspect`: where it came from and what its app asks for.
@@ -52,6 +57,26 @@ pub fn exec(a: InspectArgs) -> anyhow::Result<i32> {
     let rt = Runtime::new(EngineOptions::default())?;
     let source = super::resolve_source(&a.source)?;
     let artifact = &source.artifact;
+    if a.wit {
+        match (artifact.kind, artifact.wasm()) {
+            (Kind::Component, Some(wasm)) => {
+                let text = wasmbox_engine::wit::world_text(wasm).map_err(|why| {
+                    anyhow::Error::new(wasmbox_engine::EngineError::NotWasm { path: a.source.clone(), reason: why })
+                })?;
+                print!("{text}");
+                return Ok(0);
+            }
+            (_, None) => {
+                anyhow::bail!("{}: precompiled code keeps no WIT; inspect the .wasm it came from", a.source.display())
+            }
+            (Kind::Module, Some(_)) => {
+                println!(
+                    "{} is a core module: modules have no WIT (a component has); its imports and exports:",
+                    a.source.display()
+                );
+            }
+        }
+    }
     // Components are described through their compiled types; modules need no compile, but
     // validating them keeps `inspect` from describing a file `run` would reject.
     let cache = super::compile_cache(false)?;

@@ -25,6 +25,7 @@ pub mod run;
 pub mod target;
 pub mod units;
 mod wasi;
+pub mod wit;
 
 pub use artifact::{Artifact, Kind};
 pub use cache::CompileCache;
