@@ -2,7 +2,7 @@
 //! use — decoded and printed the way `wasm-tools component wit` does (the same crate and
 //! version, wit-component 0.262 = wasm-tools 1.262), so the text is byte-identical.
 
-use wit_component::{DecodedWasm, WitPrinter};
+use wit_component::WitPrinter;
 
 /// The WIT of `component` (its world first, then the packages it uses).
 pub fn world_text(component: &[u8]) -> Result<String, String> {
@@ -13,6 +13,5 @@ pub fn world_text(component: &[u8]) -> Result<String, String> {
     let mut printer = WitPrinter::default();
     printer.emit_docs(true);
     printer.print(resolve, main, &others).map_err(|e| format!("{e:#}"))?;
-    let _: &DecodedWasm = &decoded;
     Ok(printer.output.to_string())
 }
