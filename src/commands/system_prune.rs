@@ -1,8 +1,9 @@
 //! `wasmbox system prune`: removes stopped containers, dangling images (blobs no tag uses)
 //! and compile-cache entries nothing can use any more, then says what it freed.
 //!
-//! A cache entry is kept when it was compiled by this wasmbox's engine (with or without
-//! `--fuel`) from the Wasm of a tagged image or of a container that remains. Entries for loose
+//! A cache entry is kept when it was compiled by this wasmbox's engine (any setting a run can
+//! use: `--fuel`, `--deterministic`, `--engine pulley`) from the Wasm of a tagged image or of a
+//! container that remains. Entries for loose
 //! `.wasm` files are removed too: the next `run` of such a file compiles it again.
 
 use std::collections::BTreeSet;
@@ -10,7 +11,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use clap::Args;
 use sha2::{Digest, Sha256};
-use wasmbox_engine::{EngineOptions, Runtime};
+use wasmbox_engine::{EngineOptions, Runtime, Target};
 use wasmbox_host::{Container, Status};
 
 use super::system::{container_dirs, tree_size};
@@ -57,10 +58,17 @@ pub fn exec(a: PruneArgs) -> anyhow::Result<i32> {
             wasm.insert(sha);
         }
     }
-    let engines: Vec<[u8; 32]> = [false, true]
-        .into_iter()
-        .map(|fuel| Runtime::new(EngineOptions { fuel, ..Default::default() }).map(|rt| rt.compat_digest()))
-        .collect::<Result<_, _>>()?;
+    // Every engine setting a run can use: with or without fuel, deterministic or not, native
+    // or Pulley (`run --engine pulley`).
+    let mut engines: Vec<[u8; 32]> = Vec::new();
+    for fuel in [false, true] {
+        for deterministic in [false, true] {
+            for target in [Target::Native, Target::PULLEY] {
+                let options = EngineOptions { fuel, deterministic, target, ..Default::default() };
+                engines.push(Runtime::new(options)?.compat_digest());
+            }
+        }
+    }
     let cache = super::compile_cache(false)?.expect("cache enabled");
     for entry in cache.entries()? {
         let used = entry.binding.is_some_and(|b| wasm.contains(&b.wasm_sha256) && engines.contains(&b.engine));
