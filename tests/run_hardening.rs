@@ -82,10 +82,7 @@ fn a_guest_hoarding_handles_stops_at_its_budget() {
 #[test]
 fn a_deadline_ends_a_guest_blocked_on_a_fifo() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("pipe");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo with a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mkfifo(&dir.path().join("pipe"));
     let grant = format!("{}:/d", dir.path().display());
     let home = Home::new();
     for (kind, probe) in PROBES {

@@ -189,19 +189,9 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
     let slow = std::thread::spawn(move || http(&addr, "GET", "/slow/1500", None, &[]).unwrap());
     std::thread::sleep(Duration::from_millis(400));
     let mut child = server.child.take().unwrap();
-    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    assert_eq!(terminate(&mut child, Duration::from_secs(10)), Some(0), "exit 0 after draining");
     let response = slow.join().unwrap();
     assert_eq!((response.status, response.body.as_slice()), (200, &b"slept\n"[..]));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(code, Some(0));
     // The drained request is in the access log (the stderr reader may need a moment).
     let deadline = Instant::now() + Duration::from_secs(2);
     while !server.log.lock().unwrap().contains("GET /slow/1500 200") {
@@ -661,10 +651,7 @@ fn a_guest_blocked_on_a_fifo_is_stopped_and_sigterm_still_exits() {
     // A FIFO in a granted directory blocks the reading thread forever; the deadline must end
     // the request and SIGTERM must still end the server.
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("pipe");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo with a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mkfifo(&dir.path().join("pipe"));
     let grant = format!("{}:/data", dir.path().display());
     let mut server = Server::start(&["--timeout", "500ms", "-v", &grant, HTTP_PROBE_COMPONENT]);
     let started = Instant::now();
@@ -673,17 +660,7 @@ fn a_guest_blocked_on_a_fifo_is_stopped_and_sigterm_still_exits() {
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     server.healthy();
     let mut child = server.child.take().unwrap();
-    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(Instant::now() < deadline, "server did not exit after SIGTERM with a blocked guest thread");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(code, Some(0));
+    assert_eq!(terminate(&mut child, Duration::from_secs(15)), Some(0), "SIGTERM with a blocked guest thread");
 }
 
 #[test]

@@ -157,3 +157,24 @@ fn write_raw_name(header: &mut tar::Header, name: &str) {
     field.fill(0);
     field[..name.len()].copy_from_slice(name.as_bytes());
 }
+
+/// Makes a FIFO at `path` (a file that blocks whoever opens it for reading).
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+/// Sends SIGTERM to `child` and waits (at most `within`) for it to exit; returns its exit code.
+pub fn terminate(child: &mut std::process::Child, within: std::time::Duration) -> Option<i32> {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(std::time::Instant::now() < deadline, "the process did not exit within {within:?} of SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
