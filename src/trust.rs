@@ -20,11 +20,6 @@ pub fn load_policy() -> anyhow::Result<Option<Policy>> {
     Ok(wasmbox_image::admit::load_policy(&policy_path()?)?)
 }
 
-/// The repository (`registry/path`, as the policy scopes and cosign payloads spell it) and tag.
-pub fn identity(reference: &Reference) -> (String, Option<String>) {
-    wasmbox_image::admit::identity(reference)
-}
-
 /// Re-checks a stored image against the current policy, offline, from the signatures kept
 /// next to it (a key removed from the policy stops it at once).
 pub fn admit_stored(

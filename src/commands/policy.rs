@@ -18,7 +18,7 @@ pub fn exec(a: PolicyArgs) -> anyhow::Result<i32> {
         println!("policy:  none ({} does not exist): every image is accepted", path.display());
         return Ok(0);
     };
-    let (repository, tag) = crate::trust::identity(&reference);
+    let (repository, tag) = wasmbox_image::admit::identity(&reference);
     let (scope, reqs) = policy.scope_for(&repository, tag.as_deref());
     println!("policy:  {}", path.display());
     println!("image:   {repository}{}", tag.map(|t| format!(":{t}")).unwrap_or_default());

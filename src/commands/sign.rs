@@ -28,7 +28,7 @@ pub fn exec(a: SignArgs) -> anyhow::Result<i32> {
     let key = super::key::load_private(&a.key, a.password_stdin)?;
     let registry = super::registry_client(&reference, a.insecure)?;
     let resolved = super::block_on(registry.resolve(&reference))??;
-    let (repository, _) = crate::trust::identity(&reference);
+    let (repository, _) = wasmbox_image::admit::identity(&reference);
     let payload = wasmbox_trust::payload::encode(&repository, &resolved.digest);
     let signature = key.sign(&payload);
     super::block_on(registry.push_signature(&reference, &resolved.digest, &payload, &signature))??;

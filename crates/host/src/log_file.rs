@@ -142,14 +142,15 @@ fn index(stream: OutStream) -> usize {
     }
 }
 
-pub fn stream_name(stream: OutStream) -> &'static str {
+fn stream_name(stream: OutStream) -> &'static str {
     match stream {
         OutStream::Stdout => "stdout",
         OutStream::Stderr => "stderr",
     }
 }
 
-fn encode(out: &mut Vec<u8>, stamp: &str, stream: OutStream, tag: char, payload: &[u8]) {
+/// One record line: the only place the on-disk (and wire) format is written.
+pub(crate) fn encode(out: &mut Vec<u8>, stamp: &str, stream: OutStream, tag: char, payload: &[u8]) {
     out.extend_from_slice(format!("{stamp} {} {tag} ", stream_name(stream)).as_bytes());
     out.extend_from_slice(payload);
     out.push(b'\n');

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use wasmbox_engine::OutStream;
 
-use crate::log_file::{FILE, ROTATED, stream_name};
+use crate::log_file::{FILE, ROTATED};
 use crate::log_time::{self, Nanos};
 
 const LEGACY: [&str; 2] = ["log.1", "log"];
@@ -29,11 +29,7 @@ impl Record {
     /// The on-disk and wire form, one line.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let tag = if self.partial { 'P' } else { 'F' };
-        out.extend_from_slice(
-            format!("{} {} {tag} ", log_time::format(self.time), stream_name(self.stream)).as_bytes(),
-        );
-        out.extend_from_slice(&self.payload);
-        out.push(b'\n');
+        crate::log_file::encode(out, &log_time::format(self.time), self.stream, tag, &self.payload);
     }
 
     /// One line without its newline; `None` for anything that is not a record.
