@@ -9,6 +9,7 @@ mod progress;
 mod receipt;
 mod report;
 mod requests;
+mod tree_digest;
 mod trust;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};

@@ -25,6 +25,9 @@ pub struct Receipt {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub seed: u64,
+    /// sha256 of each granted directory tree as the run began (`tree_digest`), by guest path.
+    #[serde(default)]
+    pub dirs: BTreeMap<String, String>,
     pub stdin_sha256: String,
     pub stdout_sha256: String,
     pub stderr_sha256: String,
@@ -110,6 +113,7 @@ impl GuestOutput for HashingOutput {
 /// What a deterministic run records while it runs.
 pub struct Recorder {
     seed: u64,
+    dirs: BTreeMap<String, String>,
     stdin_sha256: String,
     output: Arc<HashingOutput>,
 }
@@ -119,6 +123,12 @@ impl Recorder {
     /// clocks and seeded random data, stdin read up front, output hashed, fuel counted.
     pub fn prepare(caps: &mut Capabilities, limits: &mut Limits, seed: u64) -> anyhow::Result<Recorder> {
         refuse_nondeterministic(caps, limits)?;
+        let mut dirs = BTreeMap::new();
+        for p in &caps.preopens {
+            let digest = crate::tree_digest::tree_digest(&p.host)
+                .with_context(|| format!("--dir {}: failed to read the tree for the receipt", p.host.display()))?;
+            dirs.insert(p.guest.clone(), digest);
+        }
         caps.deterministic = Some(Determinism { seed });
         let mut input = Vec::new();
         std::io::stdin().lock().read_to_end(&mut input).context("failed to read stdin")?;
@@ -128,7 +138,7 @@ impl Recorder {
         caps.output = Output::Sink(output.clone());
         // Fuel use is part of the receipt; without --fuel it is counted, not limited.
         limits.fuel = Some(limits.fuel.unwrap_or(u64::MAX / 2));
-        Ok(Recorder { seed, stdin_sha256, output })
+        Ok(Recorder { seed, dirs, stdin_sha256, output })
     }
 
     pub fn receipt(&self, artifact: &Artifact, caps: &Capabilities, exit_code: i32, stats: &RunStats) -> Receipt {
@@ -143,6 +153,7 @@ impl Recorder {
             args: caps.args.iter().skip(1).cloned().collect(),
             env: caps.env.clone(),
             seed: self.seed,
+            dirs: self.dirs.clone(),
             stdin_sha256: self.stdin_sha256.clone(),
             stdout_sha256,
             stderr_sha256,
@@ -154,13 +165,6 @@ impl Recorder {
 
 /// What `--deterministic` cannot make deterministic is refused, naming the flag.
 fn refuse_nondeterministic(caps: &Capabilities, limits: &Limits) -> anyhow::Result<()> {
-    if let Some(p) = caps.preopens.first() {
-        bail!(
-            "--deterministic cannot grant --dir {}: directory listings and file metadata (times, \
-             order) come from the host; pass the input on stdin instead",
-            p.host.display()
-        );
-    }
     if !caps.net.is_empty() {
         bail!("--deterministic cannot grant --net-allow: the network is host state");
     }

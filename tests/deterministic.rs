@@ -86,7 +86,13 @@ fn what_cannot_be_deterministic_is_refused_by_name() {
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    home.run(&["run", "--deterministic", "-v", d, PROBE_MODULE]).code(125).stderr_has("--dir");
+    // Directories can be granted: listings come in name order (tests/edge.rs checks the bytes).
+    std::fs::write(dir.path().join("b"), "").unwrap();
+    std::fs::write(dir.path().join("a"), "").unwrap();
+    let grant = format!("{d}:/data");
+    home.run(&["run", "--deterministic", "-v", &grant, PROBE_MODULE, "entropy", "/data"])
+        .code(0)
+        .stdout_has("listing a,b\n");
     home.run(&["run", "--deterministic", "--net-allow", "127.0.0.1:80", PROBE_MODULE])
         .code(125)
         .stderr_has("--net-allow");

@@ -74,8 +74,9 @@ pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
     };
 
     let mut precompiled = Vec::new();
+    let vector = wasmbox_engine::target::uses_simd(wasm);
     for target in &a.precompile {
-        let rt = Runtime::new(EngineOptions { target: *target, ..Default::default() })?;
+        let rt = Runtime::new(EngineOptions { target: *target, vector, ..Default::default() })?;
         let code = wasmbox_engine::compile::precompile(&rt, &artifact)?;
         let binding = wasmbox_engine::compile::binding(&rt, wasm);
         let bytes = wasmbox_engine::cache::encode_entry(artifact.kind, &binding, &rt.code_target(), &code);

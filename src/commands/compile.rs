@@ -35,8 +35,10 @@ pub struct CompileArgs {
 
 pub fn exec(a: CompileArgs) -> anyhow::Result<i32> {
     let target = a.target.unwrap_or_default();
-    let rt = Runtime::new(EngineOptions { fuel: a.fuel, pooling: false, target, deterministic: a.deterministic })?;
     let artifact = wasmbox_engine::artifact::load(&a.source)?;
+    let vector = artifact.wasm().is_some_and(wasmbox_engine::target::uses_simd);
+    let options = EngineOptions { fuel: a.fuel, target, deterministic: a.deterministic, vector, ..Default::default() };
+    let rt = Runtime::new(options)?;
     let code = wasmbox_engine::compile::precompile(&rt, &artifact)?;
     let out = a.output.unwrap_or_else(|| a.source.with_extension("cwasm"));
     let wasm = artifact.wasm().context("the source is already precompiled; compile the .wasm it came from")?;

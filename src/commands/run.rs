@@ -169,7 +169,7 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
         }
     }
     if a.detach.detach {
-        return detach(&a, &source, caps, &limits);
+        return detach(&a, &source, &verified, caps, &limits);
     }
     let deterministic = a.deterministic || a.check_receipt.is_some();
     let mut limits = limits;
@@ -186,7 +186,7 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
         // wasmtime itself picks Pulley on CPUs Cranelift does not support.
         EngineChoice::Native | EngineChoice::Auto => wasmbox_engine::Target::Native,
     };
-    let rt = Runtime::new(EngineOptions { fuel: limits.fuel.is_some(), pooling: false, target, deterministic })?;
+    let rt = Runtime::new(EngineOptions { fuel: limits.fuel.is_some(), target, deterministic, ..Default::default() })?;
     let cache = super::compile_cache(a.no_cache)?;
     // An image's precompiled layer for this CPU, when trusted, saves the compile; if this
     // engine cannot load it (other settings, e.g. --fuel), the Wasm is compiled as usual.
@@ -223,7 +223,13 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
 }
 
 /// `run -d`: store the Wasm where the daemon keeps container code, then ask it to start.
-fn detach(a: &RunArgs, source: &super::Source, caps: Capabilities, limits: &Limits) -> anyhow::Result<i32> {
+fn detach(
+    a: &RunArgs,
+    source: &super::Source,
+    verified: &[wasmbox_trust::Verified],
+    caps: Capabilities,
+    limits: &Limits,
+) -> anyhow::Result<i32> {
     let d = &a.detach;
     if d.rm && d.restart != RestartPolicy::No {
         bail!("--rm and --restart {} conflict: a container that is removed when it ends cannot restart", d.restart);
@@ -238,6 +244,17 @@ fn detach(a: &RunArgs, source: &super::Source, caps: Capabilities, limits: &Limi
         let dir = path.parent().expect("wasm path has a parent");
         std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
         wasmbox_engine::fs::write_atomic(&path, wasm).with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    // The daemon compiles a container's Wasm through the shared compile cache: a trusted
+    // precompiled layer for this CPU is put there as that compile's result, so the daemon
+    // does not compile (and an edge build, which cannot, runs the container).
+    if let Some(precompiled) = source.trusted_precompiled(verified, a.allow_precompiled)
+        && let Some(cache) = super::compile_cache(false)?
+    {
+        let rt = Runtime::new(EngineOptions { fuel: limits.fuel.is_some(), ..Default::default() })?;
+        if let Err(e) = wasmbox_engine::compile::adopt_precompiled(&rt, &precompiled, wasm, &cache) {
+            tracing::debug!("the precompiled layer is not usable by the daemon's engine: {e:#}");
+        }
     }
     let mut dirs = Vec::new();
     for p in &caps.preopens {

@@ -1,6 +1,7 @@
 //! Helpers for integration tests: run the real `wasmbox` binary with a private WASMBOX_HOME.
 #![allow(dead_code)]
 
+pub mod edge;
 pub mod net;
 pub mod registry;
 

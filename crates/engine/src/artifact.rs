@@ -117,17 +117,29 @@ pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Artifact, EngineError> 
         ));
     }
     if looks_like_text(&bytes) {
-        let wasm = wat::parse_bytes(&bytes).map_err(|e| EngineError::Invalid {
-            path: path.to_path_buf(),
-            what: "text (.wat) file",
-            source: anyhow::Error::msg(e.to_string()),
-        })?;
+        let wasm = assemble(path, &bytes)?;
         let kind = if wasmparser::Parser::is_component(&wasm) { Kind::Component } else { Kind::Module };
-        let wasm = wasm.into_owned();
         return Ok(make(kind, Code::Wasm(wasm), Some(bytes)));
     }
     let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
     Err(not_wasm(format!("it starts with bytes {} instead of the Wasm magic 00 61 73 6d", head.join(" "))))
+}
+
+/// `.wat` text to a Wasm binary.
+#[cfg(feature = "compiler")]
+fn assemble(path: &Path, text: &[u8]) -> Result<Vec<u8>, EngineError> {
+    let wasm = wat::parse_bytes(text).map_err(|e| EngineError::Invalid {
+        path: path.to_path_buf(),
+        what: "text (.wat) file",
+        source: anyhow::Error::msg(e.to_string()),
+    })?;
+    Ok(wasm.into_owned())
+}
+
+/// Text could only be compiled, and the edge build has no compiler (nor the assembler).
+#[cfg(not(feature = "compiler"))]
+fn assemble(path: &Path, _: &[u8]) -> Result<Vec<u8>, EngineError> {
+    Err(EngineError::NoCompiler { path: path.to_path_buf() })
 }
 
 /// WAT text is UTF-8 whose first meaningful character opens an s-expression or a comment.

@@ -22,7 +22,7 @@ use crate::fs::write_atomic;
 
 pub const MAGIC: &[u8; 8] = b"WBXCWASM";
 const FORMAT_VERSION: u32 = 3;
-/// magic, version, kind, native flag (+2 padding), payload length, CRC32 (+4 padding), wasm
+/// magic, version, kind, native flag, deterministic flag (+1 padding), payload length, CRC32 (+4 padding), wasm
 /// sha256, engine digest, target triple (NUL-padded ASCII).
 pub const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 4 + 4 + 32 + 32 + 32;
 /// No compiled artifact is this large; a header claiming more is not read.
@@ -51,6 +51,9 @@ impl Binding {
 pub struct CodeTarget {
     pub triple: String,
     pub native: bool,
+    /// Compiled for `run --deterministic` (canonical NaNs): wasmtime does not check this
+    /// setting when it loads code, so our header records it. Older files have 0 here.
+    pub deterministic: bool,
 }
 
 /// A decoded entry: what kind of code, what it is bound to, its target, and wasmtime's bytes.
@@ -67,7 +70,7 @@ pub fn encode_entry(kind: Kind, binding: &Binding, target: &CodeTarget, payload:
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&[kind_byte(kind), target.native as u8, 0, 0]);
+    out.extend_from_slice(&[kind_byte(kind), target.native as u8, target.deterministic as u8, 0]);
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
@@ -111,7 +114,7 @@ fn decode_header(bytes: &[u8]) -> Result<Header, String> {
     let name = &bytes[96..128];
     let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
     let triple = std::str::from_utf8(&name[..end]).map_err(|_| "target is not text".to_string())?.to_string();
-    let target = CodeTarget { triple, native: bytes[13] == 1 };
+    let target = CodeTarget { triple, native: bytes[13] == 1, deterministic: bytes[14] == 1 };
     Ok(Header { kind, len, crc: bytes[24..28].try_into().unwrap(), binding, target })
 }
 
@@ -265,7 +268,7 @@ mod tests {
     const B: Binding = Binding { wasm_sha256: [1; 32], engine: [2; 32] };
 
     fn t() -> CodeTarget {
-        CodeTarget { triple: "aarch64-unknown-linux-gnu".into(), native: false }
+        CodeTarget { triple: "aarch64-unknown-linux-gnu".into(), native: false, deterministic: true }
     }
 
     #[test]

@@ -35,6 +35,7 @@ impl Compiled {
     }
 
     /// wasmtime's serialized form (what the cache and `wasmbox compile` store).
+    #[cfg(feature = "compiler")]
     pub fn serialize(&self) -> Result<Vec<u8>, EngineError> {
         match self {
             Compiled::Module(m) => m.serialize(),
@@ -70,9 +71,12 @@ pub fn compile(
                 path: artifact.path.clone(),
                 reason: format!("damaged precompiled file: {why}"),
             })?;
-            check_runnable_here(rt, &entry.target, &entry.binding).map_err(|why| {
-                EngineError::PrecompiledIncompatible { path: artifact.path.clone(), source: anyhow::anyhow!(why) }
-            })?;
+            check_runnable_here(rt, &entry.target, &entry.binding)
+                .and_then(|()| check_cpu_features(entry.payload))
+                .map_err(|why| EngineError::PrecompiledIncompatible {
+                    path: artifact.path.clone(),
+                    source: anyhow::anyhow!(why),
+                })?;
             let compiled = deserialize(engine, artifact.kind, &file[HEADER_LEN..]).map_err(|source| {
                 EngineError::PrecompiledIncompatible { path: artifact.path.clone(), source: source.into() }
             })?;
@@ -96,26 +100,64 @@ pub fn compile(
         }
     }
 
+    compile_wasm(rt, artifact, wasm, cache, &binding).map(|compiled| (compiled, CompileSource::Compiled))
+}
+
+/// Compiles Wasm with Cranelift and stores the code in `cache`.
+#[cfg(feature = "compiler")]
+fn compile_wasm(
+    rt: &Runtime,
+    artifact: &Artifact,
+    wasm: &[u8],
+    cache: Option<&CompileCache>,
+    binding: &Binding,
+) -> Result<Compiled, EngineError> {
     let wasm_sha = crate::cache::hex(&binding.wasm_sha256);
-    tracing::debug!(path = %artifact.path.display(), %key, wasm = %wasm_sha, "compiling (cache miss)");
-    let what = match artifact.kind {
-        Kind::Module => "module",
-        Kind::Component => "component",
-    };
-    let invalid = |e: wasmtime::Error| EngineError::Invalid { path: artifact.path.clone(), what, source: e.into() };
-    let compiled = match artifact.kind {
-        Kind::Module => Compiled::Module(Module::from_binary(engine, wasm).map_err(invalid)?),
-        Kind::Component => Compiled::Component(Component::from_binary(engine, wasm).map_err(invalid)?),
-    };
+    tracing::debug!(path = %artifact.path.display(), key = %binding.key(), wasm = %wasm_sha, "compiling (cache miss)");
+    let compiled = from_wasm(rt, artifact, wasm)?;
     if let Some(cache) = cache {
         // A cache that cannot be written costs speed, not correctness.
         if let Err(e) = compiled.serialize().and_then(|bytes| {
-            cache.put(&binding, &rt.code_target(), artifact.kind, &bytes).map_err(|e| EngineError::Internal(e.into()))
+            cache.put(binding, &rt.code_target(), artifact.kind, &bytes).map_err(|e| EngineError::Internal(e.into()))
         }) {
             tracing::warn!(dir = %cache.dir().display(), "could not write the compile cache: {e:#}");
         }
     }
-    Ok((compiled, CompileSource::Compiled))
+    Ok(compiled)
+}
+
+/// The edge build has no compiler: Wasm runs only from a cache entry or precompiled code.
+#[cfg(not(feature = "compiler"))]
+fn compile_wasm(
+    _: &Runtime,
+    artifact: &Artifact,
+    _: &[u8],
+    _: Option<&CompileCache>,
+    _: &Binding,
+) -> Result<Compiled, EngineError> {
+    Err(EngineError::NoCompiler { path: artifact.path.clone() })
+}
+
+/// Compiles Wasm with Cranelift.
+#[cfg(feature = "compiler")]
+fn from_wasm(rt: &Runtime, artifact: &Artifact, wasm: &[u8]) -> Result<Compiled, EngineError> {
+    let invalid = |e: wasmtime::Error| EngineError::Invalid {
+        path: artifact.path.clone(),
+        what: what(artifact.kind),
+        source: e.into(),
+    };
+    Ok(match artifact.kind {
+        Kind::Module => Compiled::Module(Module::from_binary(rt.engine(), wasm).map_err(invalid)?),
+        Kind::Component => Compiled::Component(Component::from_binary(rt.engine(), wasm).map_err(invalid)?),
+    })
+}
+
+#[cfg(feature = "compiler")]
+fn what(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Module => "module",
+        Kind::Component => "component",
+    }
 }
 
 /// Whether code compiled for `target` by the engine in `bound` can run on `rt`. Another
@@ -138,7 +180,15 @@ pub(crate) fn check_runnable_here(
         };
         return Err(format!("it was compiled for {}, and this engine runs {} code{hint}", target.triple, here.triple));
     }
-    if target.native && here.native && bound.engine != rt.compat_digest() {
+    if here.deterministic && !target.deterministic {
+        return Err(
+            "it was compiled without --deterministic, so its NaNs are the CPU's; recompile it with `wasmbox compile --deterministic`"
+                .into(),
+        );
+    }
+    // Only an engine with a compiler has wasmtime's compatibility hash to compare; without
+    // one, wasmtime's own check at load (CPU features, settings) is what applies.
+    if cfg!(feature = "compiler") && target.native && here.native && bound.engine != rt.compat_digest() {
         return Err(format!(
             "it needs engine {}, this wasmbox is engine {} (compiled with other settings, e.g. --fuel, or by another wasmbox)",
             short(&bound.engine),
@@ -148,9 +198,44 @@ pub(crate) fn check_runnable_here(
     Ok(())
 }
 
+/// Stores trusted precompiled code (`artifact`, e.g. an image's layer for this CPU) in `cache`
+/// as the compiled form of `wasm` for `rt`, after checking that `rt` loads it: a process that
+/// later compiles `wasm` with the same engine settings (the daemon) finds it there, and an
+/// edge build, which cannot compile, can run it.
+pub fn adopt_precompiled(
+    rt: &Runtime,
+    artifact: &Artifact,
+    wasm: &[u8],
+    cache: &CompileCache,
+) -> Result<(), EngineError> {
+    compile(rt, artifact, None, true)?;
+    let Code::Precompiled(file) = &artifact.code else {
+        return Err(EngineError::NotWasm { path: artifact.path.clone(), reason: "it is not precompiled code".into() });
+    };
+    let entry = crate::cache::decode_entry(file)
+        .map_err(|why| EngineError::NotWasm { path: artifact.path.clone(), reason: why })?;
+    cache.put(&binding(rt, wasm), &entry.target, entry.kind, entry.payload).map_err(|e| EngineError::Internal(e.into()))
+}
+
+/// Refuses code that needs a CPU feature this machine lacks where wasmtime would not notice.
+fn check_cpu_features(payload: &[u8]) -> Result<(), String> {
+    let Some(info) = crate::native_info::read(payload) else { return Ok(()) };
+    let missing = crate::target::missing_cpu_features(&info.cpu_features);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "it needs the CPU feature{} {}, which this {} CPU lacks (Wasm SIMD on RISC-V needs the vector extension V)",
+        if missing.len() == 1 { "" } else { "s" },
+        missing.join(", "),
+        std::env::consts::ARCH
+    ))
+}
+
 /// Compiles `artifact` (Wasm) ahead of time into wasmtime's serialized form for this runtime's
 /// target, which need not be this machine (`compile --target`): the code is produced, not
 /// loaded, so another CPU's code can be made here.
+#[cfg(feature = "compiler")]
 pub fn precompile(rt: &Runtime, artifact: &Artifact) -> Result<Vec<u8>, EngineError> {
     let Code::Wasm(wasm) = &artifact.code else {
         return Err(EngineError::NotWasm {
@@ -158,16 +243,22 @@ pub fn precompile(rt: &Runtime, artifact: &Artifact) -> Result<Vec<u8>, EngineEr
             reason: "it is already precompiled; compile the .wasm it came from".into(),
         });
     };
-    let what = match artifact.kind {
-        Kind::Module => "module",
-        Kind::Component => "component",
+    let invalid = |e: wasmtime::Error| EngineError::Invalid {
+        path: artifact.path.clone(),
+        what: what(artifact.kind),
+        source: e.into(),
     };
-    let invalid = |e: wasmtime::Error| EngineError::Invalid { path: artifact.path.clone(), what, source: e.into() };
     match artifact.kind {
         Kind::Module => rt.engine().precompile_module(wasm),
         Kind::Component => rt.engine().precompile_component(wasm),
     }
     .map_err(invalid)
+}
+
+/// The edge build cannot produce code.
+#[cfg(not(feature = "compiler"))]
+pub fn precompile(_: &Runtime, artifact: &Artifact) -> Result<Vec<u8>, EngineError> {
+    Err(EngineError::NoCompiler { path: artifact.path.clone() })
 }
 
 /// What code compiled from `wasm` by this runtime's engine is bound to.

@@ -1,6 +1,6 @@
 //! `Runtime`: the configured wasmtime `Engine` every container of one wasmbox process shares.
 
-use std::hash::Hasher;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -28,6 +28,11 @@ pub struct EngineOptions {
     pub target: Target,
     /// NaN canonicalization and deterministic relaxed SIMD: the same float bits on every CPU.
     pub deterministic: bool,
+    /// For a riscv64 target: compile Wasm SIMD to the vector extension V (VLEN >= 128). Cranelift
+    /// has no other way to compile SIMD for RISC-V, and a baseline riscv64gc CPU lacks V, so
+    /// this is set only for Wasm that uses SIMD ([`crate::target::uses_simd`]); such code then
+    /// runs only where the CPU has V (checked before it runs: `target::missing_cpu_features`).
+    pub vector: bool,
 }
 
 /// A wasmtime engine configured the one way wasmbox runs guests.
@@ -46,19 +51,25 @@ impl Runtime {
         }
         config.epoch_interruption(true);
         if options.deterministic {
+            // Without a compiler this engine only loads code; whether that code canonicalizes
+            // NaNs is recorded in our header and checked before it runs (`check_runnable_here`).
+            #[cfg(feature = "compiler")]
             config.cranelift_nan_canonicalization(true);
             config.relaxed_simd_deterministic(true);
         }
+        #[cfg(feature = "compiler")]
+        if options.vector && options.target.architecture() == "riscv64" {
+            // SAFETY: only compiling is affected; the code's need for V is recorded in it and
+            // checked on the device before it runs (wasmtime does not check it on riscv64).
+            unsafe {
+                config.cranelift_flag_enable("has_v");
+                config.cranelift_flag_enable("zvl128b");
+            }
+        }
         config.consume_fuel(options.fuel);
         config.memory_init_cow(true);
-        if options.pooling {
-            let mut pool = PoolingAllocationConfig::default();
-            pool.total_core_instances(1000).total_memories(1000).total_tables(1000).total_stacks(1000);
-            pool.total_component_instances(1000);
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        }
-        let engine = Engine::new(&config).map_err(|e| EngineError::Internal(e.into()))?;
-        let compat = compat_digest(&engine);
+        let engine = if options.pooling { pooled_engine(&mut config)? } else { new_engine(&config)? };
+        let compat = compat_digest(&engine, &options);
         Ok(Runtime { engine, options, compat })
     }
 
@@ -75,6 +86,7 @@ impl Runtime {
         crate::cache::CodeTarget {
             triple: self.options.target.triple().to_string(),
             native: self.options.target == Target::Native,
+            deterministic: self.options.deterministic,
         }
     }
 
@@ -102,6 +114,41 @@ impl Runtime {
     }
 }
 
+fn new_engine(config: &Config) -> Result<Engine, EngineError> {
+    Engine::new(config).map_err(|e| EngineError::Internal(e.into()))
+}
+
+/// Instance slots a server pre-reserves; fewer where the address space is smaller.
+const POOL_SLOTS: u32 = 1000;
+const MIN_POOL_SLOTS: u32 = 16;
+
+/// An engine with the pooling allocator, whose slots are reserved up front: each memory slot
+/// is several GiB of address space, so 1000 slots need terabytes. Servers have that; a small
+/// board (a 39-bit address space is 512 GiB) or qemu-user does not, and the reservation fails
+/// when the engine is made. Then the pool is halved until it fits.
+fn pooled_engine(config: &mut Config) -> Result<Engine, EngineError> {
+    let mut slots = POOL_SLOTS;
+    loop {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(slots).total_memories(slots).total_tables(slots).total_stacks(slots);
+        pool.total_component_instances(slots);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match Engine::new(config) {
+            Ok(engine) => {
+                if slots < POOL_SLOTS {
+                    tracing::debug!(slots, "instance pool sized down to fit this machine's address space");
+                }
+                return Ok(engine);
+            }
+            Err(e) if slots > MIN_POOL_SLOTS => {
+                tracing::debug!(slots, "instance pool does not fit, halving: {e:#}");
+                slots /= 2;
+            }
+            Err(e) => return Err(EngineError::Internal(e.into())),
+        }
+    }
+}
+
 /// Stops the epoch thread when dropped.
 pub struct Ticker {
     stop: Arc<AtomicBool>,
@@ -115,9 +162,11 @@ impl Drop for Ticker {
 
 /// Feeds a `Hash` value into sha256 so the digest is stable across processes (std's hashers
 /// are not guaranteed to be).
+#[cfg(feature = "compiler")]
 struct ShaHasher(Sha256);
 
-impl Hasher for ShaHasher {
+#[cfg(feature = "compiler")]
+impl std::hash::Hasher for ShaHasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
@@ -127,9 +176,21 @@ impl Hasher for ShaHasher {
     }
 }
 
-fn compat_digest(engine: &Engine) -> [u8; 32] {
+#[cfg(feature = "compiler")]
+fn compat_digest(engine: &Engine, _: &EngineOptions) -> [u8; 32] {
     use std::hash::Hash;
     let mut h = ShaHasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut h);
     h.0.finalize().into()
+}
+
+/// Without a compiler wasmtime has no compatibility hash. This engine only loads code, and
+/// wasmtime checks every load itself (version, target, CPU features, settings), so the digest
+/// only has to tell this build's engine configurations apart in cache keys.
+#[cfg(not(feature = "compiler"))]
+fn compat_digest(_: &Engine, options: &EngineOptions) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(concat!("wasmbox-engine ", env!("CARGO_PKG_VERSION"), " without compiler\n"));
+    h.update(format!("{options:?}"));
+    h.finalize().into()
 }

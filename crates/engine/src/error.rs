@@ -64,6 +64,11 @@ pub enum EngineError {
         source: anyhow::Error,
     },
 
+    /// This wasmbox was built without Cranelift (the edge build) and `path` is Wasm with no
+    /// usable precompiled code.
+    #[error("{path} is Wasm, and this wasmbox (an edge build) has no compiler to run it")]
+    NoCompiler { path: PathBuf },
+
     #[error("the artifact imports `{import}`, which wasmbox does not provide")]
     MissingImport { import: String, hint: Option<String> },
 
@@ -98,6 +103,7 @@ impl EngineError {
             | EngineError::Invalid { .. }
             | EngineError::PrecompiledNotAllowed { .. }
             | EngineError::PrecompiledIncompatible { .. }
+            | EngineError::NoCompiler { .. }
             | EngineError::MissingImport { .. }
             | EngineError::NotRunnable(_) => 126,
             EngineError::Trap { .. } => 134,
@@ -116,6 +122,10 @@ impl EngineError {
             EngineError::PrecompiledIncompatible { .. } => {
                 Some("recompile it from the .wasm with `wasmbox compile` (or run the .wasm directly)".into())
             }
+            EngineError::NoCompiler { .. } => Some(format!(
+                "precompile it where wasmbox has a compiler: `wasmbox compile --target {arch}` or an image built with `--precompile {arch}`",
+                arch = std::env::consts::ARCH
+            )),
             EngineError::MissingImport { hint, .. } => hint.clone(),
             EngineError::Limit(LimitHit::Memory(_)) | EngineError::Trap { memory_hit: true, .. } => {
                 Some("raise the limit with -m/--memory, e.g. -m 2G".into())

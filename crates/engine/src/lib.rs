@@ -22,6 +22,7 @@ pub mod net;
 pub mod output;
 pub mod reserve;
 pub mod run;
+mod stable_fs;
 pub mod target;
 pub mod units;
 mod wasi;

@@ -23,6 +23,7 @@ use crate::limits::{Limits, MemoryLimiter};
 use crate::lookup::{HasNetPolicy, shadow_name_lookup};
 use crate::meter::{HostWork, MeteredRng};
 use crate::net::NetPolicy;
+use crate::stable_fs::{HasListings, Listings, shadow_p1, shadow_p2};
 use crate::wasi::build_ctx;
 
 /// What a running container has used so far, readable from another thread while it runs.
@@ -58,11 +59,12 @@ pub async fn run_observed(
     }
     let mut wasi = build_ctx(caps)?;
     let work = meter_host_work(&mut wasi, limits, caps.deterministic.as_ref());
+    let stable = caps.deterministic.is_some();
     let running = async {
         match compiled {
-            Compiled::Module(m) => run_module(rt, m, wasi, limits, stats.clone(), work).await,
+            Compiled::Module(m) => run_module(rt, m, wasi, stable, limits, stats.clone(), work).await,
             Compiled::Component(c) => {
-                run_component(rt, c, wasi, Arc::new(caps.net.clone()), limits, stats.clone(), work).await
+                run_component(rt, c, wasi, stable, Arc::new(caps.net.clone()), limits, stats.clone(), work).await
             }
         }
     };
@@ -96,6 +98,13 @@ struct ComponentHost {
     table: ResourceTable,
     limiter: MemoryLimiter,
     net: Arc<NetPolicy>,
+    listings: Listings,
+}
+
+impl HasListings for ComponentHost {
+    fn listings(&mut self) -> &mut Listings {
+        &mut self.listings
+    }
 }
 
 impl WasiView for ComponentHost {
@@ -114,12 +123,13 @@ async fn run_module(
     rt: &Runtime,
     module: &Module,
     mut wasi: WasiCtxBuilder,
+    stable: bool,
     limits: &Limits,
     stats: Arc<RunStats>,
     work: Option<Arc<HostWork>>,
 ) -> Result<i32, EngineError> {
     let engine = rt.engine();
-    let pre = link_module(rt, module)?;
+    let pre = link_module(rt, module, stable)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
     let mut host = ModuleHost { wasi: wasi.build_p1(), limiter };
     // WASI preview 1 descriptors live in the adapter's resource table: the handle budget.
@@ -142,17 +152,18 @@ async fn run_component(
     rt: &Runtime,
     component: &Component,
     mut wasi: WasiCtxBuilder,
+    stable: bool,
     net: Arc<NetPolicy>,
     limits: &Limits,
     stats: Arc<RunStats>,
     work: Option<Arc<HostWork>>,
 ) -> Result<i32, EngineError> {
     let engine = rt.engine();
-    let pre = link_component(rt, component)?;
+    let pre = link_component(rt, component, stable)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
     let mut table = ResourceTable::new();
     table.set_max_capacity(limits.max_handles);
-    let host = ComponentHost { wasi: wasi.build(), table, limiter, net };
+    let host = ComponentHost { wasi: wasi.build(), table, limiter, net, listings: Listings::default() };
     let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limiter);
     arm_limits_observed(&mut store, limits, Some(stats.clone()), work)?;
@@ -171,14 +182,18 @@ async fn run_component(
 /// `wasi:cli/run` exported) without running it: what `run` would refuse with 126.
 pub fn preflight(rt: &Runtime, compiled: &Compiled) -> Result<(), EngineError> {
     match compiled {
-        Compiled::Module(m) => link_module(rt, m).map(drop),
-        Compiled::Component(c) => link_component(rt, c).map(drop),
+        Compiled::Module(m) => link_module(rt, m, false).map(drop),
+        Compiled::Component(c) => link_component(rt, c, false).map(drop),
     }
 }
 
-fn link_module(rt: &Runtime, module: &Module) -> Result<wasmtime::InstancePre<ModuleHost>, EngineError> {
+/// `stable`: directory listings in name order and fixed file times (`--deterministic`).
+fn link_module(rt: &Runtime, module: &Module, stable: bool) -> Result<wasmtime::InstancePre<ModuleHost>, EngineError> {
     let mut linker = wasmtime::Linker::<ModuleHost>::new(rt.engine());
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi).map_err(internal)?;
+    if stable {
+        shadow_p1(&mut linker, |h| &mut h.wasi).map_err(internal)?;
+    }
     let pre = linker.instantiate_pre(module).map_err(link_error)?;
     if module.get_export("_start").is_none() {
         return Err(EngineError::NotRunnable(
@@ -188,10 +203,17 @@ fn link_module(rt: &Runtime, module: &Module) -> Result<wasmtime::InstancePre<Mo
     Ok(pre)
 }
 
-fn link_component(rt: &Runtime, component: &Component) -> Result<CommandPre<ComponentHost>, EngineError> {
+fn link_component(
+    rt: &Runtime,
+    component: &Component,
+    stable: bool,
+) -> Result<CommandPre<ComponentHost>, EngineError> {
     let mut linker = wasmtime::component::Linker::<ComponentHost>::new(rt.engine());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(internal)?;
     shadow_name_lookup(&mut linker).map_err(EngineError::Internal)?;
+    if stable {
+        shadow_p2(&mut linker).map_err(internal)?;
+    }
     let pre = linker.instantiate_pre(component).map_err(link_error)?;
     CommandPre::new(pre).map_err(|e| {
         EngineError::NotRunnable(format!(

@@ -75,6 +75,31 @@ pub fn architecture_of(triple: &str) -> &'static str {
     }
 }
 
+/// Whether `wasm` (a module or component) uses SIMD: it is valid only with SIMD enabled.
+pub fn uses_simd(wasm: &[u8]) -> bool {
+    use wasmparser::{Validator, WasmFeatures};
+    let without = WasmFeatures::default().difference(WasmFeatures::SIMD | WasmFeatures::RELAXED_SIMD);
+    Validator::new_with_features(without).validate_all(wasm).is_err() && Validator::new().validate_all(wasm).is_ok()
+}
+
+/// The CPU features precompiled code assumes (`native_info` names, e.g. `v`) that this
+/// machine lacks. wasmtime checks x86_64 and aarch64 features itself, but on riscv64 it
+/// assumes every feature is present, so code compiled for V would die with SIGILL on a CPU
+/// without it: that case is checked here, from the kernel's hardware capability bits.
+pub fn missing_cpu_features(features: &[String]) -> Vec<String> {
+    if std::env::consts::ARCH != "riscv64" {
+        return Vec::new();
+    }
+    features.iter().filter(|f| f.as_str() == "v" && !riscv_has_extension(b'V')).cloned().collect()
+}
+
+/// A single-letter RISC-V extension in AT_HWCAP (bit `letter - 'A'`).
+fn riscv_has_extension(letter: u8) -> bool {
+    // SAFETY: getauxval has no preconditions; it returns 0 for an unknown type.
+    let hwcap = unsafe { libc::getauxval(libc::AT_HWCAP) };
+    hwcap & (1 << (letter - b'A')) != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,8 +87,10 @@ fn main() {
             Ok(String::new())
         }
         "entropy" => {
-            // `entropy`: what a guest can learn from the host: wall clock, elapsed time, random
-            // data (std's hash keys come from random_get) and the NaN bits the CPU produces.
+            // `entropy [DIR]`: what a guest can learn from the host: wall clock, elapsed time,
+            // random data (std's hash keys come from random_get), the NaN bits and relaxed-SIMD
+            // results the CPU produces, and (with DIR) a listing in the order the host gives
+            // it with the entries' modification times.
             use std::hash::BuildHasher;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
             let t0 = std::time::Instant::now();
@@ -97,7 +99,22 @@ fn main() {
             let zero = std::hint::black_box(0.0f32);
             let nan32 = (zero / zero).to_bits();
             let nan64 = std::hint::black_box(-1.0f64).sqrt().to_bits();
-            Ok(format!("time {now}\nelapsed {elapsed}\nrandom {random:016x}\nnan32 {nan32:08x}\nnan64 {nan64:016x}"))
+            // SAFETY: Wasm engines without SIMD refuse the module at load; nothing to check at run time.
+            let relaxed = unsafe { relaxed_simd() };
+            let mut out =
+                format!("time {now}\nelapsed {elapsed}\nrandom {random:016x}\nnan32 {nan32:08x}\nnan64 {nan64:016x}\n{relaxed}");
+            if !a(2).is_empty() {
+                let mut names = Vec::new();
+                let mut mtimes = Vec::new();
+                for entry in std::fs::read_dir(a(2)).unwrap() {
+                    let entry = entry.unwrap();
+                    names.push(entry.file_name().to_string_lossy().into_owned());
+                    let m = entry.metadata().unwrap().modified().unwrap();
+                    mtimes.push(m.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string());
+                }
+                out += &format!("\nlisting {}\nmtimes {}", names.join(","), mtimes.join(","));
+            }
+            Ok(out)
         }
         "streams" => {
             // `streams N MS`: `out I` to stdout and `err I` to stderr, N times, MS ms apart.
@@ -227,4 +244,24 @@ fn connect(addr: &str) -> std::io::Result<String> {
 #[cfg(not(target_env = "p2"))]
 fn connect(_addr: &str) -> std::io::Result<String> {
     Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "no sockets in WASI preview 1"))
+}
+
+/// Relaxed SIMD operations whose results the spec leaves to the CPU: truncating NaN and
+/// out-of-range floats, and a multiply-add that may or may not be fused.
+#[target_feature(enable = "simd128,relaxed-simd")]
+fn relaxed_simd() -> String {
+    use core::arch::wasm32::*;
+    let x = std::hint::black_box(f32x4(f32::NAN, 3e9, -3e9, 1.5));
+    let t = i32x4_relaxed_trunc_f32x4(x);
+    let a = std::hint::black_box(f32x4_splat(1.0 + f32::EPSILON));
+    let b = std::hint::black_box(f32x4_splat(1.0 - f32::EPSILON));
+    let m = f32x4_relaxed_madd(a, b, f32x4_splat(-1.0));
+    format!(
+        "relaxed-trunc {:08x} {:08x} {:08x} {:08x}\nrelaxed-madd {:08x}",
+        i32x4_extract_lane::<0>(t),
+        i32x4_extract_lane::<1>(t),
+        i32x4_extract_lane::<2>(t),
+        i32x4_extract_lane::<3>(t),
+        f32x4_extract_lane::<0>(m).to_bits()
+    )
 }
