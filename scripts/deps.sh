@@ -4,8 +4,9 @@
 # the containerd used by the shim tests on its last line.
 set -euo pipefail
 
-# Guests are built for both WASI targets by crates/test-programs/build.rs.
-rustup target add wasm32-wasip1 wasm32-wasip2 >/dev/null
+# Guests are built for both WASI targets by crates/test-programs/build.rs; the edge build is
+# cross-built for aarch64 and riscv64 (scripts/edge-build.sh) and run under qemu-user.
+rustup target add wasm32-wasip1 wasm32-wasip2 aarch64-unknown-linux-gnu riscv64gc-unknown-linux-gnu >/dev/null
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -14,7 +15,10 @@ sudo=""
 # protobuf-compiler, libseccomp-dev, pkg-config: the containerd shim's dependencies (runwasi's
 # containerd client is generated with protoc; youki links libseccomp).
 # python3-venv: a private virtualenv for pinned PyPI tools (wasm-tools).
-packages=(docker-registry apache2-utils protobuf-compiler libseccomp-dev pkg-config python3 python3-venv)
+# Cross C compilers and C libraries for aarch64/riscv64 (SQLite and ring are C), and qemu-user
+# to run what they build: the edge tests (tests/edge.rs).
+packages=(docker-registry apache2-utils protobuf-compiler libseccomp-dev pkg-config python3 python3-venv
+          gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user-static)
 missing=()
 for p in "${packages[@]}"; do
     # "install ok installed" only: a removed package keeps its config files and a dpkg -s entry.
