@@ -110,6 +110,9 @@ impl GuestOutput for HashingOutput {
     }
 }
 
+/// argv[0] of a deterministic run.
+pub const PROGRAM_NAME: &str = "program";
+
 /// What a deterministic run records while it runs.
 pub struct Recorder {
     seed: u64,
@@ -130,6 +133,11 @@ impl Recorder {
             dirs.insert(p.guest.clone(), digest);
         }
         caps.deterministic = Some(Determinism { seed });
+        // The program name is the source as typed, a host path that differs between machines
+        // (and between a .wasm and its precompiled file); the guest sees a fixed one.
+        if let Some(name) = caps.args.first_mut() {
+            *name = PROGRAM_NAME.to_string();
+        }
         let mut input = Vec::new();
         std::io::stdin().lock().read_to_end(&mut input).context("failed to read stdin")?;
         let stdin_sha256 = sha256_hex(&input);
@@ -149,7 +157,7 @@ impl Recorder {
         };
         Receipt {
             wasm_sha256,
-            // argv[0] is the source as typed: a host path.
+            // argv[0] is always PROGRAM_NAME.
             args: caps.args.iter().skip(1).cloned().collect(),
             env: caps.env.clone(),
             seed: self.seed,

@@ -17,7 +17,8 @@ pub fn tree_digest(root: &Path) -> std::io::Result<String> {
 }
 
 fn walk(root: &Path, rel: &Path, h: &mut Sha256) -> std::io::Result<()> {
-    let mut names: Vec<_> = std::fs::read_dir(root.join(rel))?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
+    let mut names: Vec<_> =
+        std::fs::read_dir(root.join(rel))?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
     names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
     for name in names {
         let path = rel.join(&name);

@@ -78,7 +78,8 @@ fn a_deterministic_run_gives_the_same_bytes_and_receipt_on_every_cpu() {
         // Without --deterministic the CPUs differ, in relaxed SIMD and NaN bits, not only in
         // the clock (x86 truncates NaN to 0x80000000, aarch64 to 0).
         let free_x86 = home.run(&["run", "-v", &grant, probe, "entropy", "/data"]);
-        let free_arm = AARCH64.run(&home, &["run", "-v", &grant, "--allow-precompiled", &code("aarch64", false), "entropy", "/data"]);
+        let free_arm = AARCH64
+            .run(&home, &["run", "-v", &grant, "--allow-precompiled", &code("aarch64", false), "entropy", "/data"]);
         free_x86.code(0);
         free_arm.code(0);
         assert_ne!(
@@ -98,8 +99,15 @@ fn riscv64_code_that_needs_the_vector_extension_is_refused_by_name_on_a_cpu_with
     let cwasm = cwasm.to_str().unwrap();
     home.run(&["inspect", cwasm]).code(0).stdout_has(" v ");
     // wasmtime 48 would run it and die with SIGILL; wasmbox refuses before running.
-    RISCV64.run(&home, &["run", "--allow-precompiled", cwasm, "hello"]).code(126).stderr_has("CPU feature v").no_panic();
-    RISCV64_V.run(&home, &["run", "--allow-precompiled", cwasm, "hello"]).code(0).stdout_has("hello from a wasmbox guest");
+    RISCV64
+        .run(&home, &["run", "--allow-precompiled", cwasm, "hello"])
+        .code(126)
+        .stderr_has("CPU feature v")
+        .no_panic();
+    RISCV64_V
+        .run(&home, &["run", "--allow-precompiled", cwasm, "hello"])
+        .code(0)
+        .stdout_has("hello from a wasmbox guest");
 }
 
 #[test]
@@ -109,7 +117,10 @@ fn code_compiled_here_for_aarch64_runs_on_the_aarch64_edge_build_and_not_here() 
     let cwasm = work.path().join("hello-aarch64.cwasm");
     compile(&home, PROBE_COMPONENT, "aarch64", false, &cwasm);
     let cwasm = cwasm.to_str().unwrap();
-    AARCH64.run(&home, &["run", "--allow-precompiled", cwasm, "hello"]).code(0).stdout_has("hello from a wasmbox guest");
+    AARCH64
+        .run(&home, &["run", "--allow-precompiled", cwasm, "hello"])
+        .code(0)
+        .stdout_has("hello from a wasmbox guest");
     if std::env::consts::ARCH == "x86_64" {
         home.run(&["run", "--allow-precompiled", cwasm, "hello"])
             .code(126)
@@ -185,8 +196,12 @@ fn an_emulated_device_pulls_only_its_layer_and_runs_it_without_compiling() {
 fn an_emulated_device_refuses_a_tampered_precompiled_layer() {
     use common::registry::{Answer, FakeRegistry};
     let builder = Home::new();
-    let manifest_digest =
-        builder.run(&["build", "--precompile", "aarch64", "-t", "edge:1", PROBE_MODULE]).code(0).stdout.trim().to_string();
+    let manifest_digest = builder
+        .run(&["build", "--precompile", "aarch64", "-t", "edge:1", PROBE_MODULE])
+        .code(0)
+        .stdout
+        .trim()
+        .to_string();
     let blob = |d: &str| {
         std::fs::read(builder.path().join("images/blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap()
     };
@@ -228,7 +243,7 @@ fn the_edge_daemon_runs_a_container_from_a_precompiled_image() {
 
     let device = Home::new();
     // qemu-user cannot start a foreign binary from inside itself, so the daemon is started here.
-    let mut daemon = AARCH64.cmd(&device).arg("daemon").spawn().unwrap();
+    let mut daemon = AARCH64.cmd(&device).arg("daemon").stderr(std::process::Stdio::null()).spawn().unwrap();
     let socket = device.path().join("wasmbox.sock");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !socket.exists() && std::time::Instant::now() < deadline {

@@ -28,7 +28,7 @@ pub struct CompileArgs {
     #[arg(long, value_name = "TARGET", value_parser = wasmbox_engine::Target::parse)]
     pub target: Option<wasmbox_engine::Target>,
 
-    /// Compile for `run --deterministic` (canonical NaNs, deterministic relaxed SIMD)
+    /// Compile for `run --deterministic` (canonical NaNs, deterministic relaxed SIMD; implies --fuel)
     #[arg(long)]
     pub deterministic: bool,
 }
@@ -37,7 +37,9 @@ pub fn exec(a: CompileArgs) -> anyhow::Result<i32> {
     let target = a.target.unwrap_or_default();
     let artifact = wasmbox_engine::artifact::load(&a.source)?;
     let vector = artifact.wasm().is_some_and(wasmbox_engine::target::uses_simd);
-    let options = EngineOptions { fuel: a.fuel, target, deterministic: a.deterministic, vector, ..Default::default() };
+    // Deterministic runs always count fuel (it is in the receipt), so their code is metered.
+    let fuel = a.fuel || a.deterministic;
+    let options = EngineOptions { fuel, target, deterministic: a.deterministic, vector, ..Default::default() };
     let rt = Runtime::new(options)?;
     let code = wasmbox_engine::compile::precompile(&rt, &artifact)?;
     let out = a.output.unwrap_or_else(|| a.source.with_extension("cwasm"));

@@ -1,6 +1,5 @@
 //! `Runtime`: the configured wasmtime `Engine` every container of one wasmbox process shares.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -59,12 +59,12 @@ pub async fn run_observed(
     }
     let mut wasi = build_ctx(caps)?;
     let work = meter_host_work(&mut wasi, limits, caps.deterministic.as_ref());
-    let stable = caps.deterministic.is_some();
+    let guest = Guest { wasi, stable: caps.deterministic.is_some(), work };
     let running = async {
         match compiled {
-            Compiled::Module(m) => run_module(rt, m, wasi, stable, limits, stats.clone(), work).await,
+            Compiled::Module(m) => run_module(rt, m, guest, limits, stats.clone()).await,
             Compiled::Component(c) => {
-                run_component(rt, c, wasi, stable, Arc::new(caps.net.clone()), limits, stats.clone(), work).await
+                run_component(rt, c, guest, Arc::new(caps.net.clone()), limits, stats.clone()).await
             }
         }
     };
@@ -119,15 +119,22 @@ impl HasNetPolicy for ComponentHost {
     }
 }
 
+/// What one run gives its guest: the WASI context, whether directories are shown in a stable
+/// way (`--deterministic`), and the meter of host work charged to fuel.
+struct Guest {
+    wasi: WasiCtxBuilder,
+    stable: bool,
+    work: Option<Arc<HostWork>>,
+}
+
 async fn run_module(
     rt: &Runtime,
     module: &Module,
-    mut wasi: WasiCtxBuilder,
-    stable: bool,
+    guest: Guest,
     limits: &Limits,
     stats: Arc<RunStats>,
-    work: Option<Arc<HostWork>>,
 ) -> Result<i32, EngineError> {
+    let Guest { mut wasi, stable, work } = guest;
     let engine = rt.engine();
     let pre = link_module(rt, module, stable)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
@@ -151,13 +158,12 @@ async fn run_module(
 async fn run_component(
     rt: &Runtime,
     component: &Component,
-    mut wasi: WasiCtxBuilder,
-    stable: bool,
+    guest: Guest,
     net: Arc<NetPolicy>,
     limits: &Limits,
     stats: Arc<RunStats>,
-    work: Option<Arc<HostWork>>,
 ) -> Result<i32, EngineError> {
+    let Guest { mut wasi, stable, work } = guest;
     let engine = rt.engine();
     let pre = link_component(rt, component, stable)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
@@ -203,11 +209,7 @@ fn link_module(rt: &Runtime, module: &Module, stable: bool) -> Result<wasmtime::
     Ok(pre)
 }
 
-fn link_component(
-    rt: &Runtime,
-    component: &Component,
-    stable: bool,
-) -> Result<CommandPre<ComponentHost>, EngineError> {
+fn link_component(rt: &Runtime, component: &Component, stable: bool) -> Result<CommandPre<ComponentHost>, EngineError> {
     let mut linker = wasmtime::component::Linker::<ComponentHost>::new(rt.engine());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(internal)?;
     shadow_name_lookup(&mut linker).map_err(EngineError::Internal)?;

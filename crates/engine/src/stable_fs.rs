@@ -12,14 +12,14 @@ use std::collections::HashMap;
 
 use wasmtime::component::{Linker as ComponentLinker, Resource};
 use wasmtime::{Caller, Linker};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi::filesystem::{WasiFilesystemCtxView, WasiFilesystemView};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p1::types as p1;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     self as p2, DescriptorStat, DirectoryEntry, DirectoryEntryStream, HostDescriptor, HostDirectoryEntryStream,
 };
-use wasmtime_wasi::WasiView;
-use wasmtime_wasi::filesystem::{WasiFilesystemCtxView, WasiFilesystemView};
 use wiggle::{GuestMemory, GuestPtr};
 
 /// Every file time a deterministic guest sees, in nanoseconds since the Unix epoch.
@@ -85,9 +85,8 @@ pub(crate) fn shadow_p1<T: Send + 'static>(
                 };
                 let (data, host) = memory.data_and_store_mut(&mut caller);
                 let path = GuestPtr::new((path as u32, path_len as u32));
-                let got = wasi(host)
-                    .path_filestat_get(&mut GuestMemory::Unshared(data), p1::Fd::from(fd), flags, path)
-                    .await;
+                let got =
+                    wasi(host).path_filestat_get(&mut GuestMemory::Unshared(data), p1::Fd::from(fd), flags, path).await;
                 finish_stat(data, stat_at, got)
             })
         },
@@ -248,33 +247,30 @@ fn keep_listing<T: HasListings>(host: &mut T, rep: u32, entries: Vec<DirectoryEn
 pub(crate) fn shadow_p2<T: HasListings + Send + 'static>(linker: &mut ComponentLinker<T>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut types = linker.instance(FILESYSTEM_TYPES)?;
-    types.func_wrap_async(
-        "[method]descriptor.read-directory",
-        |mut store, (fd,): (Resource<p2::Descriptor>,)| {
-            Box::new(async move {
-                let host = store.data_mut();
-                let stream = match HostDescriptor::read_directory(&mut fs(host), fd).await {
-                    Ok(stream) => stream,
-                    Err(e) => return Ok((Err(e.downcast()?),)),
-                };
-                let mut entries = Vec::new();
-                loop {
-                    let borrowed = Resource::<DirectoryEntryStream>::new_borrow(stream.rep());
-                    match HostDirectoryEntryStream::read_directory_entry(&mut fs(host), borrowed).await {
-                        Ok(Some(entry)) => entries.push(entry),
-                        Ok(None) => break,
-                        Err(e) => {
-                            HostDirectoryEntryStream::drop(&mut fs(host), stream)?;
-                            return Ok((Err(e.downcast()?),));
-                        }
+    types.func_wrap_async("[method]descriptor.read-directory", |mut store, (fd,): (Resource<p2::Descriptor>,)| {
+        Box::new(async move {
+            let host = store.data_mut();
+            let stream = match HostDescriptor::read_directory(&mut fs(host), fd).await {
+                Ok(stream) => stream,
+                Err(e) => return Ok((Err(e.downcast()?),)),
+            };
+            let mut entries = Vec::new();
+            loop {
+                let borrowed = Resource::<DirectoryEntryStream>::new_borrow(stream.rep());
+                match HostDirectoryEntryStream::read_directory_entry(&mut fs(host), borrowed).await {
+                    Ok(Some(entry)) => entries.push(entry),
+                    Ok(None) => break,
+                    Err(e) => {
+                        HostDirectoryEntryStream::drop(&mut fs(host), stream)?;
+                        return Ok((Err(e.downcast()?),));
                     }
                 }
-                entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-                keep_listing(host, stream.rep(), entries);
-                Ok((Ok(stream),))
-            })
-        },
-    )?;
+            }
+            entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+            keep_listing(host, stream.rep(), entries);
+            Ok((Ok(stream),))
+        })
+    })?;
     types.func_wrap_async(
         "[method]directory-entry-stream.read-directory-entry",
         |mut store, (stream,): (Resource<DirectoryEntryStream>,)| {
@@ -316,10 +312,7 @@ pub(crate) fn shadow_p2<T: HasListings + Send + 'static>(linker: &mut ComponentL
 }
 
 fn fixed_times(mut stat: DescriptorStat) -> DescriptorStat {
-    let fixed = Some(p2::Datetime {
-        seconds: crate::determinism::WALL_START_SECS,
-        nanoseconds: 0,
-    });
+    let fixed = Some(p2::Datetime { seconds: crate::determinism::WALL_START_SECS, nanoseconds: 0 });
     stat.data_access_timestamp = fixed;
     stat.data_modification_timestamp = fixed;
     stat.status_change_timestamp = fixed;
