@@ -25,24 +25,32 @@ impl Server {
 
     /// Starts the server with an existing home (to serve images stored there).
     fn start_in(home: Home, args: &[&str]) -> Server {
-        let mut child = home
-            .cmd()
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let cmd = home.cmd();
+        Server::start_cmd(home, cmd, args)
+    }
+
+    /// Starts `cmd` (wasmbox with `home`'s environment) as the server.
+    fn start_cmd(home: Home, mut cmd: std::process::Command, args: &[&str]) -> Server {
+        let mut child =
+            cmd.arg("serve").args(["--listen", "127.0.0.1:0"]).args(args).stderr(Stdio::piped()).spawn().unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        stderr.read_line(&mut first).unwrap();
-        let addr = first
-            .trim()
-            .strip_prefix("Serving HTTP on http://")
-            .and_then(|s| s.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-            .to_string();
-        let log = Arc::new(Mutex::new(String::new()));
+        // Debug logs (WASMBOX_LOG) may come before the line with the address.
+        let mut before = String::new();
+        let addr = loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!("serve ended before listening: {before}");
+            }
+            if let Some(addr) = line.trim().strip_prefix("Serving HTTP on http://").and_then(|s| s.strip_suffix('/')) {
+                break addr.to_string();
+            }
+            if !line.contains("DEBUG") {
+                let _ = child.kill();
+                panic!("unexpected line before the address: {line:?}");
+            }
+            before.push_str(&line);
+        };
+        let log = Arc::new(Mutex::new(before));
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
@@ -669,4 +677,30 @@ fn options_after_source_are_refused_not_granted() {
     home.run(&["serve", "--listen", "127.0.0.1:0", HTTP_PROBE_COMPONENT, "-v", "/"])
         .code(125)
         .stderr_has("unexpected `-v` after SOURCE");
+}
+
+#[test]
+fn a_small_address_space_gets_a_smaller_instance_pool() {
+    // 1000 pooled instance slots reserve terabytes of address space; a device or qemu-user has
+    // far less. With 256 GiB (an RLIMIT_AS here), serve still starts, with fewer slots.
+    use std::os::unix::process::CommandExt;
+    let home = Home::new();
+    let mut cmd = home.cmd();
+    cmd.env("WASMBOX_LOG", "debug");
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 256 << 30, rlim_max: 256 << 30 };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let server = Server::start_cmd(home, cmd, &[HTTP_PROBE_COMPONENT]);
+    for _ in 0..3 {
+        server.healthy();
+    }
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("instance pool sized down"), "{log}");
 }
