@@ -62,7 +62,7 @@ def device_start(edge_aarch64, rounds):
     times = {k: [] for k in cmds}
     for _ in range(rounds):
         for k in random.sample(list(cmds), len(cmds)):
-            times[k].append(timed(cmds[k], env, expect="hello from a wasmbox guest"))
+            times[k].append(timed(cmds[k], env, expect=b"hello from a wasmbox guest"))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
