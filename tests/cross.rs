@@ -221,7 +221,7 @@ fn triple_of(short: &str) -> String {
 
 #[test]
 fn a_tampered_precompiled_layer_is_refused() {
-    use common::registry::{Answer, FakeRegistry};
+    use common::registry::FakeRegistry;
     let builder = Home::new();
     let digest = builder
         .run(&["build", "--precompile", &host_triple(), "-t", "edge:1", PROBE_MODULE])
@@ -229,26 +229,8 @@ fn a_tampered_precompiled_layer_is_refused() {
         .stdout
         .trim()
         .to_string();
-    let blob = |d: &str| {
-        std::fs::read(builder.path().join("images/blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap()
-    };
-    let manifest = blob(&digest);
-    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
     let fake = FakeRegistry::start(std::time::Duration::from_secs(60));
-    fake.set("/v2/edge/app/manifests/1", Answer::ok("application/vnd.oci.image.manifest.v1+json", manifest.clone()));
-    let config = m["config"]["digest"].as_str().unwrap();
-    fake.set(&format!("/v2/edge/app/blobs/{config}"), Answer::ok("application/octet-stream", blob(config)));
-    let mut precompiled_digest = String::new();
-    for layer in m["layers"].as_array().unwrap() {
-        let d = layer["digest"].as_str().unwrap();
-        let mut bytes = blob(d);
-        if layer["mediaType"] == "application/vnd.wasmbox.precompiled.v1" {
-            let middle = bytes.len() / 2;
-            bytes[middle] ^= 0xff; // same length, other code
-            precompiled_digest = d.to_string();
-        }
-        fake.set(&format!("/v2/edge/app/blobs/{d}"), Answer::ok("application/octet-stream", bytes));
-    }
+    let precompiled_digest = fake.serve_with_tampered_precompiled_layer(builder.path(), &digest);
     let device = Home::new();
     let reference = format!("{}/edge/app:1", fake.addr);
     let out = device.run(&["run", "--allow-precompiled", &reference, "hello"]);

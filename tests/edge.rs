@@ -194,7 +194,7 @@ fn an_emulated_device_pulls_only_its_layer_and_runs_it_without_compiling() {
 
 #[test]
 fn an_emulated_device_refuses_a_tampered_precompiled_layer() {
-    use common::registry::{Answer, FakeRegistry};
+    use common::registry::FakeRegistry;
     let builder = Home::new();
     let manifest_digest = builder
         .run(&["build", "--precompile", "aarch64", "-t", "edge:1", PROBE_MODULE])
@@ -202,26 +202,8 @@ fn an_emulated_device_refuses_a_tampered_precompiled_layer() {
         .stdout
         .trim()
         .to_string();
-    let blob = |d: &str| {
-        std::fs::read(builder.path().join("images/blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap()
-    };
-    let manifest = blob(&manifest_digest);
-    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
     let fake = FakeRegistry::start(std::time::Duration::from_secs(120));
-    fake.set("/v2/edge/app/manifests/1", Answer::ok("application/vnd.oci.image.manifest.v1+json", manifest.clone()));
-    let config = m["config"]["digest"].as_str().unwrap();
-    fake.set(&format!("/v2/edge/app/blobs/{config}"), Answer::ok("application/octet-stream", blob(config)));
-    let mut tampered = String::new();
-    for layer in m["layers"].as_array().unwrap() {
-        let d = layer["digest"].as_str().unwrap();
-        let mut bytes = blob(d);
-        if layer["mediaType"] == "application/vnd.wasmbox.precompiled.v1" {
-            let middle = bytes.len() / 2;
-            bytes[middle] ^= 0xff;
-            tampered = d.to_string();
-        }
-        fake.set(&format!("/v2/edge/app/blobs/{d}"), Answer::ok("application/octet-stream", bytes));
-    }
+    let tampered = fake.serve_with_tampered_precompiled_layer(builder.path(), &manifest_digest);
     let device = Home::new();
     let reference = format!("{}/edge/app:1", fake.addr);
     AARCH64

@@ -227,6 +227,34 @@ impl FakeRegistry {
         self.routes.lock().unwrap().insert(path.to_string(), answer);
     }
 
+    /// Serves the image `manifest_digest` stored under the wasmbox home `home` as `edge/app:1`,
+    /// with one byte in the middle of its precompiled layer flipped (same length, other code);
+    /// returns that layer's digest.
+    pub fn serve_with_tampered_precompiled_layer(&self, home: &std::path::Path, manifest_digest: &str) -> String {
+        let blob =
+            |d: &str| std::fs::read(home.join("images/blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap();
+        let manifest = blob(manifest_digest);
+        let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        self.set(
+            "/v2/edge/app/manifests/1",
+            Answer::ok("application/vnd.oci.image.manifest.v1+json", manifest.clone()),
+        );
+        let config = m["config"]["digest"].as_str().unwrap();
+        self.set(&format!("/v2/edge/app/blobs/{config}"), Answer::ok("application/octet-stream", blob(config)));
+        let mut tampered = String::new();
+        for layer in m["layers"].as_array().unwrap() {
+            let d = layer["digest"].as_str().unwrap();
+            let mut bytes = blob(d);
+            if layer["mediaType"] == "application/vnd.wasmbox.precompiled.v1" {
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0xff;
+                tampered = d.to_string();
+            }
+            self.set(&format!("/v2/edge/app/blobs/{d}"), Answer::ok("application/octet-stream", bytes));
+        }
+        tampered
+    }
+
     /// Serves the probe module as the image `REPO:1` (a CNCF TAG Wasm manifest); returns the
     /// manifest, the layer digest and the Wasm, for tests that spoil one of them.
     pub fn serve_probe_image(&self, repo: &str) -> (String, String, Vec<u8>) {
