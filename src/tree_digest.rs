@@ -2,7 +2,7 @@
 //! so a receipt says which input a deterministic run read without naming host paths or times.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -12,16 +12,10 @@ use sha2::{Digest, Sha256};
 /// times do not matter.
 pub fn tree_digest(root: &Path) -> std::io::Result<String> {
     let mut h = Sha256::new();
-    walk(root, Path::new(""), &mut h)?;
-    Ok(wasmbox_engine::cache::hex(&h.finalize()))
-}
-
-fn walk(root: &Path, rel: &Path, h: &mut Sha256) -> std::io::Result<()> {
-    let mut names: Vec<_> =
-        std::fs::read_dir(root.join(rel))?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
-    names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
-    for name in names {
-        let path = rel.join(&name);
+    // Depth first with an explicit stack (a guest that could write the tree earlier may have
+    // made it arbitrarily deep): children in name order, each directory right before its own.
+    let mut pending: Vec<PathBuf> = sorted_children(root, Path::new(""))?;
+    while let Some(path) = pending.pop() {
         let full = root.join(&path);
         let meta = std::fs::symlink_metadata(&full)?;
         let kind: &[u8] = if meta.is_dir() {
@@ -37,14 +31,22 @@ fn walk(root: &Path, rel: &Path, h: &mut Sha256) -> std::io::Result<()> {
         h.update((path.as_os_str().len() as u64).to_le_bytes());
         h.update(path.as_os_str().as_encoded_bytes());
         if meta.is_dir() {
-            walk(root, &path, h)?;
+            pending.extend(sorted_children(root, &path)?);
         } else if meta.file_type().is_symlink() {
             h.update(std::fs::read_link(&full)?.as_os_str().as_encoded_bytes());
         } else if meta.is_file() {
             h.update(file_sha256(&full)?);
         }
     }
-    Ok(())
+    Ok(wasmbox_engine::cache::hex(&h.finalize()))
+}
+
+/// The entries of `root/rel` as paths relative to `root`, last name first (to be popped).
+fn sorted_children(root: &Path, rel: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut names: Vec<_> =
+        std::fs::read_dir(root.join(rel))?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
+    names.sort_by(|a, b| b.as_encoded_bytes().cmp(a.as_encoded_bytes()));
+    Ok(names.into_iter().map(|n| rel.join(n)).collect())
 }
 
 fn file_sha256(path: &Path) -> std::io::Result<[u8; 32]> {
@@ -81,5 +83,16 @@ mod tests {
         std::fs::write(b.path().join("sub/x"), "x").unwrap();
         std::fs::rename(b.path().join("sub/y"), b.path().join("sub/w")).unwrap();
         assert_ne!(da, tree_digest(b.path()).unwrap(), "names count");
+    }
+
+    #[test]
+    fn a_deep_tree_is_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut path = dir.path().to_path_buf();
+        for _ in 0..1000 {
+            path.push("d");
+        }
+        std::fs::create_dir_all(&path).unwrap();
+        assert_eq!(tree_digest(dir.path()).unwrap().len(), 64);
     }
 }
