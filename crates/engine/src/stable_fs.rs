@@ -340,6 +340,43 @@ mod tests {
         assert_eq!(write_dirents(&mut mem, 190, 20, 0, &entries), None, "beyond memory");
     }
 
+    struct Host {
+        ctx: wasmtime_wasi::WasiCtx,
+        table: wasmtime::component::ResourceTable,
+        listings: Listings,
+    }
+
+    impl WasiView for Host {
+        fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+            wasmtime_wasi::WasiCtxView { ctx: &mut self.ctx, table: &mut self.table }
+        }
+    }
+
+    impl HasListings for Host {
+        fn listings(&mut self) -> &mut Listings {
+            &mut self.listings
+        }
+    }
+
+    #[test]
+    fn listings_of_streams_no_longer_open_are_forgotten() {
+        let mut host = Host {
+            ctx: wasmtime_wasi::WasiCtxBuilder::new().build(),
+            table: wasmtime::component::ResourceTable::new(),
+            listings: Listings::default(),
+        };
+        // Something else (not a listing stream) is open in the table at the first handle.
+        let other = host.table.push(42u32).unwrap().rep();
+        let entry = || DirectoryEntry { type_: p2::DescriptorType::RegularFile, name: "f".into() };
+        for rep in 0..MAX_LISTINGS as u32 {
+            keep_listing(&mut host, rep + other, vec![entry()]);
+        }
+        assert_eq!(host.listings.0.len(), MAX_LISTINGS, "kept while below the cap");
+        keep_listing(&mut host, 9999, vec![entry()]);
+        assert_eq!(host.listings.0.len(), 1, "none of those streams is open: all forgotten but the new one");
+        assert!(host.listings.0.contains_key(&9999));
+    }
+
     #[test]
     fn name_inodes_are_stable_and_never_zero() {
         assert_eq!(name_inode(b"x"), name_inode(b"x"));
