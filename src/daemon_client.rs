@@ -21,6 +21,9 @@ pub async fn connect() -> anyhow::Result<Client> {
     }
     let home = wasmbox_home()?;
     let client = Client::new(&wasmbox_host::daemon::socket_path(&home));
+    // Daemons started by concurrent CLIs share the log: only what was written after this
+    // point can say why ours exited.
+    let log_start = std::fs::metadata(home.join("daemon.log")).map(|m| m.len()).unwrap_or(0);
     let child = spawn_daemon(&home)?;
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -42,9 +45,11 @@ pub async fn connect() -> anyhow::Result<Client> {
         }
         if let Some(status) = exited(child) {
             // Another CLI's daemon may have won the lock: keep waiting for its socket then.
-            let why = last_log_line(&home);
-            if !why.contains("already running") {
-                bail!("the daemon exited at start ({status}){why}");
+            // (Its "listening" line may come after our daemon's "already running" one.)
+            let since = log_since(&home, log_start);
+            if !since.contains("already running") {
+                let why = since.lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(": {l}"));
+                bail!("the daemon exited at start ({status}){}", why.unwrap_or_default());
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -102,6 +107,12 @@ fn describe_wait_status(status: i32) -> String {
     } else {
         format!("wait status {status:#x}")
     }
+}
+
+/// The daemon log from byte `offset` on.
+fn log_since(home: &Path, offset: u64) -> String {
+    let bytes = std::fs::read(home.join("daemon.log")).unwrap_or_default();
+    String::from_utf8_lossy(bytes.get(offset as usize..).unwrap_or_default()).into_owned()
 }
 
 fn last_log_line(home: &Path) -> String {
