@@ -254,11 +254,19 @@ pub(crate) fn shadow_p2<T: HasListings + Send + 'static>(linker: &mut ComponentL
                 Ok(stream) => stream,
                 Err(e) => return Ok((Err(e.downcast()?),)),
             };
-            let mut entries = Vec::new();
+            let (mut entries, mut bytes) = (Vec::new(), 0usize);
             loop {
                 let borrowed = Resource::<DirectoryEntryStream>::new_borrow(stream.rep());
                 match HostDirectoryEntryStream::read_directory_entry(&mut fs(host), borrowed).await {
-                    Ok(Some(entry)) => entries.push(entry),
+                    Ok(Some(entry)) => {
+                        // The same bound as a preview 1 listing: the host buffers it whole.
+                        bytes += entry.name.len() + DIRENT_LEN;
+                        if bytes > MAX_LISTING_BYTES {
+                            HostDirectoryEntryStream::drop(&mut fs(host), stream)?;
+                            return Ok((Err(p2::ErrorCode::InsufficientMemory),));
+                        }
+                        entries.push(entry);
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         HostDirectoryEntryStream::drop(&mut fs(host), stream)?;
@@ -282,7 +290,6 @@ pub(crate) fn shadow_p2<T: HasListings + Send + 'static>(linker: &mut ComponentL
                 if next.is_none() {
                     host.listings().0.remove(&rep);
                 }
-                let _ = stream;
                 Ok((Ok::<_, p2::ErrorCode>(next),))
             })
         },
