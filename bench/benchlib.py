@@ -74,3 +74,18 @@ def start_registry(work):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_up(port)
     return registry, addr
+
+
+def mem_kib(pid, field="VmRSS"):
+    """A process's VmRSS (or another /proc status field, or Pss) in KiB."""
+    if field == "Pss":
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+        return 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0

@@ -14,7 +14,7 @@ per process (PSS splits shared pages such as the binary's code fairly between pr
 import argparse, http.client, json, os, socket, statistics, subprocess, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ROOT, WASMBOX, guests, wasmtime_bin  # noqa: E402
+from benchlib import ROOT, WASMBOX, guests, mem_kib, wasmtime_bin  # noqa: E402
 
 IDLE = os.path.join(ROOT, "crates/test-programs/wat/idle.wat")
 
@@ -36,20 +36,6 @@ def call(conn, method, path, body=None):
     if r.status >= 300:
         sys.exit(f"{method} {path}: {r.status} {data[:300]}")
     return json.loads(data)
-
-
-def mem_kib(pid, field="VmRSS"):
-    if field == "Pss":
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-        return 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def daemon_run(n, clients):

@@ -13,7 +13,7 @@ Usage: bench/edge.py [--arches x86_64,aarch64,riscv64gc] [--device-start] [--rou
 """
 import argparse, os, random, statistics, subprocess, tempfile, time
 
-from benchlib import ROOT, WASMBOX, guests, sh, timed
+from benchlib import ROOT, WASMBOX, guests, mem_kib, sh, timed
 
 CROSS_ENV = {
     "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER": "aarch64-linux-gnu-gcc",
@@ -35,13 +35,10 @@ def idle_rss_kib(binary):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(5)
-        for line in open(f"/proc/{daemon.pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+        return mem_kib(daemon.pid)
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
-    raise SystemExit("no VmRSS")
 
 
 def device_start(edge_aarch64, rounds):

@@ -134,12 +134,6 @@ fn layers(registry: &common::registry::Registry, repo: &str, tag: &str) -> Vec<(
         .collect()
 }
 
-fn stored_blobs(home: &Home) -> Vec<String> {
-    std::fs::read_dir(home.path().join("images/blobs/sha256"))
-        .map(|d| d.map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy())).collect())
-        .unwrap_or_default()
-}
-
 fn compiled_here(out: &Out) -> bool {
     out.stderr.lines().any(|l| l.contains("compiling (cache miss)"))
 }
@@ -168,7 +162,7 @@ fn precompiled_layers_are_pulled_for_this_cpu_only_and_used_only_when_trusted() 
     // Untrusted (no policy, no flag): pulled with only this CPU's layer; the layer is ignored.
     let device = Home::new();
     device.run(&["pull", "-q", &reference]).code(0);
-    let blobs = stored_blobs(&device);
+    let blobs = device.stored_blobs();
     assert!(blobs.contains(&wasm_layer) && blobs.contains(&digest_of(&here)), "{blobs:?}");
     for other in [foreign, "pulley64"] {
         assert!(!blobs.contains(&digest_of(&triple_of(other))), "{other} layer downloaded");
@@ -235,6 +229,6 @@ fn a_tampered_precompiled_layer_is_refused() {
     let reference = format!("{}/edge/app:1", fake.addr);
     let out = device.run(&["run", "--allow-precompiled", &reference, "hello"]);
     out.code(125).stderr_has(&precompiled_digest).stderr_has("digest").no_panic();
-    assert!(!stored_blobs(&device).contains(&precompiled_digest), "the altered layer was stored");
+    assert!(!device.stored_blobs().contains(&precompiled_digest), "the altered layer was stored");
     assert_eq!(device.run(&["images", "--json"]).stdout.trim(), "[]");
 }

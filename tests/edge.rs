@@ -136,12 +136,6 @@ fn code_compiled_here_for_aarch64_runs_on_the_aarch64_edge_build_and_not_here() 
         .stderr_has("--target aarch64");
 }
 
-fn stored_blobs(home: &Home) -> Vec<String> {
-    std::fs::read_dir(home.path().join("images/blobs/sha256"))
-        .map(|d| d.map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy())).collect())
-        .unwrap_or_default()
-}
-
 /// The digests of the manifest's Wasm layer and its precompiled layer for `triple`.
 fn layer_digests(home: &Home, manifest: &str, triple: &str) -> (String, String) {
     let path = home.path().join("images/blobs/sha256").join(manifest.trim_start_matches("sha256:"));
@@ -173,7 +167,7 @@ fn an_emulated_device_pulls_only_its_layer_and_runs_it_without_compiling() {
 
     let device = Home::new();
     AARCH64.run(&device, &["pull", "-q", &reference]).code(0);
-    let blobs = stored_blobs(&device);
+    let blobs = device.stored_blobs();
     assert!(blobs.contains(&wasm) && blobs.contains(&arm), "{blobs:?}");
     assert!(!blobs.contains(&x86), "the x86_64 layer was downloaded: {blobs:?}");
 
@@ -212,7 +206,7 @@ fn an_emulated_device_refuses_a_tampered_precompiled_layer() {
         .stderr_has(&tampered)
         .stderr_has("digest")
         .no_panic();
-    assert!(!stored_blobs(&device).contains(&tampered), "the altered layer was stored");
+    assert!(!device.stored_blobs().contains(&tampered), "the altered layer was stored");
 }
 
 #[test]

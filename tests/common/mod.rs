@@ -52,6 +52,13 @@ impl Home {
         Out::from(self.cmd().args(args).output().unwrap())
     }
 
+    /// Digests (`sha256:…`) of the blobs in this home's image store.
+    pub fn stored_blobs(&self) -> Vec<String> {
+        std::fs::read_dir(self.path().join("images/blobs/sha256"))
+            .map(|d| d.map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy())).collect())
+            .unwrap_or_default()
+    }
+
     /// Compiled-code cache entries currently on disk.
     pub fn cache_entries(&self) -> Vec<PathBuf> {
         match std::fs::read_dir(self.path().join("cache/compiled-v1")) {
