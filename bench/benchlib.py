@@ -21,6 +21,33 @@ def wasmtime_bin():
     return exe
 
 
+COMPONENTIZE_PY_VERSION = "0.25.1"
+
+
+def python_http_component():
+    """bench/py-http/app.py built by componentize-py (pinned, installed once into a virtualenv under
+    ~/.cache/wasmbox-bench) against the wasi:http WIT that wasmtime-wasi-http 48 implements;
+    rebuilt only when app.py changes. Returns the component's path."""
+    import hashlib, json
+    venv = os.path.join(CACHE, f"componentize-py-{COMPONENTIZE_PY_VERSION}")
+    tool = os.path.join(venv, "bin", "componentize-py")
+    if not os.path.exists(tool):
+        sh(sys.executable, "-m", "venv", venv)
+        sh(os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check",
+           f"componentize-py=={COMPONENTIZE_PY_VERSION}")
+    src = os.path.join(ROOT, "bench", "py-http")
+    digest = hashlib.sha256(open(os.path.join(src, "app.py"), "rb").read()).hexdigest()[:16]
+    out = os.path.join(CACHE, f"py-http-{COMPONENTIZE_PY_VERSION}-{digest}.wasm")
+    if not os.path.exists(out):
+        meta = json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--locked"], cwd=ROOT,
+                                         capture_output=True, check=True).stdout)
+        wit = next(os.path.join(os.path.dirname(p["manifest_path"]), "wit") for p in meta["packages"]
+                   if p["name"] == "wasmtime-wasi-http")
+        sh(tool, "-q", "-d", wit, "-w", "wasi:http/proxy@0.2.12", "componentize", "app", "-o", out + ".tmp", cwd=src)
+        os.rename(out + ".tmp", out)
+    return out
+
+
 def guests():
     """Builds release wasmbox and the test guests; returns {CONSTANT_NAME: path}."""
     sh("cargo", "build", "--release", "--quiet", "-p", "wasmbox", "-p", "wasmbox-test-programs", cwd=ROOT)
@@ -41,9 +68,9 @@ def free_port():
     return port
 
 
-def wait_up(port):
-    """Waits (up to ~10 s) until something accepts connections on 127.0.0.1:port."""
-    for _ in range(200):
+def wait_up(port, timeout=10):
+    """Waits (up to about `timeout` seconds) until something accepts connections on 127.0.0.1:port."""
+    for _ in range(timeout * 20):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return

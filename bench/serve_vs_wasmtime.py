@@ -1,20 +1,31 @@
 #!/usr/bin/env python3
-"""`wasmbox serve` vs `wasmtime serve` 48.0.8 on the same hello component, same load generator
-(wrk from Debian), same concurrency, interleaved rounds in one run of this script.
+"""`wasmbox serve` vs `wasmtime serve` 48.0.8 on the same component, same load generator, same
+concurrency, interleaved rounds in one run of this script.
 
-Usage: bench/serve_vs_wasmtime.py [--rounds N] [--seconds S] [--connections C]
-Reports req/s and wrk's p50/p99 latency (medians over rounds), the req/s ratio, and minor page
-faults per request of each server process (from /proc/PID/stat).
+Usage: bench/serve_vs_wasmtime.py [--guest hello|python] [--load wrk|hey] [--connections C]
+                                  [--keep-resident SIZE,...] [--rounds N] [--seconds S]
+
+--guest python is the heavyweight case: a CPython HTTP handler (bench/py-http/app.py) built by
+the pinned componentize-py. Each --keep-resident size is one wasmbox server (0: memory is
+given back after every request, the default). Per server it reports req/s and p50/p99 latency
+(medians over rounds), minor page faults and TLB shootdowns per request (the server's
+/proc/PID/stat; the machine's /proc/interrupts TLB line, so keep the machine otherwise idle),
+and RSS after the load; then the req/s and p99 ratios against wasmtime.
 """
 import argparse, os, random, re, statistics, subprocess, sys, tempfile, time
 
-from benchlib import WASMBOX, free_port, guests, wait_up, wasmtime_bin
-
-
+from benchlib import WASMBOX, free_port, guests, mem_kib, python_http_component, wait_up, wasmtime_bin
 
 
 def minflt(pid):
     return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[7])
+
+
+def tlb_shootdowns():
+    for line in open("/proc/interrupts"):
+        if line.strip().startswith("TLB:"):
+            return sum(int(x) for x in line.split()[1:] if x.isdigit())
+    return 0
 
 
 def to_ms(value):
@@ -23,64 +34,87 @@ def to_ms(value):
     return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
 
 
-def wrk(port, seconds, connections):
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/"],
+def wrk(url, seconds, connections):
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
                          capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out) or "Socket errors" in out:
+        sys.exit(f"errors in a benchmark run:\n{out}")
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        sys.exit(f"non-2xx responses in a benchmark run:\n{out}")
-    return rps, to_ms(lat["50"]), to_ms(lat["99"]), total
+    return (float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), to_ms(lat["50"]), to_ms(lat["99"]),
+            int(re.search(r"(\d+) requests in", out).group(1)))
+
+
+def hey(url, seconds, connections):
+    out = subprocess.run(["hey", "-z", f"{seconds}s", "-c", str(connections), url],
+                         capture_output=True, text=True, check=True).stdout
+    codes = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", out))
+    if set(codes) != {"200"} or "Error distribution" in out:
+        sys.exit(f"errors in a benchmark run:\n{out}")
+    lat = dict(re.findall(r"(50|99)%% in ([\d.]+) secs".replace("%%", "%"), out))
+    return (float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), float(lat["50"]) * 1000,
+            float(lat["99"]) * 1000, int(codes["200"]))
 
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--guest", choices=["hello", "python"], default="hello")
+    ap.add_argument("--load", choices=["wrk", "hey"], default="wrk")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--keep-resident", default="0", help="comma-separated sizes, one wasmbox server each")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--connections", type=int, default=32)
     args = ap.parse_args()
     wasmtime = wasmtime_bin()
-    guest = guests()["HTTP_HELLO_COMPONENT"]
+    built = guests()
+    guest = built["HTTP_HELLO_COMPONENT"] if args.guest == "hello" else python_http_component()
+    load = wrk if args.load == "wrk" else hey
     home = tempfile.mkdtemp(prefix="wasmbox-bench-serve-")
-    ports = {"wasmbox": free_port(), "wasmtime": free_port()}
     env = dict(os.environ, WASMBOX_HOME=home)
-    servers = {
-        "wasmbox": subprocess.Popen([WASMBOX, "serve", "--listen",
-                                     f"127.0.0.1:{ports['wasmbox']}", guest], env=env,
-                                    stderr=subprocess.DEVNULL),
-        "wasmtime": subprocess.Popen([wasmtime, "serve", "-S", "cli", "--addr", f"127.0.0.1:{ports['wasmtime']}", guest],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    }
+    commands = {}
+    for size in args.keep_resident.split(","):
+        commands[f"wasmbox serve --keep-resident {size}"] = lambda port, size=size: [
+            WASMBOX, "serve", "--keep-resident", size, "--listen", f"127.0.0.1:{port}", guest]
+    commands["wasmtime serve -S cli"] = lambda port: [wasmtime, "serve", "-S", "cli", "--addr", f"127.0.0.1:{port}", guest]
+    ports = {name: free_port() for name in commands}
+    servers = {}
+    results = {name: [] for name in commands}
     try:
-        for name, port in ports.items():
-            wait_up(port)
-            wrk(port, 2, args.connections)  # warm up
-        results = {name: [] for name in ports}
+        for name, command in commands.items():
+            servers[name] = subprocess.Popen(command(ports[name]), env=env, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL)
+            wait_up(ports[name], timeout=120)  # the python component compiles first
+            load(f"http://127.0.0.1:{ports[name]}/", 2, args.connections)  # warm up
+        rss_idle = {name: mem_kib(p.pid) for name, p in servers.items()}
         for _ in range(args.rounds):
-            order = list(ports)
+            order = list(commands)
             random.shuffle(order)
             for name in order:
-                before = minflt(servers[name].pid)
-                rps, p50, p99, total = wrk(ports[name], args.seconds, args.connections)
-                faults = (minflt(servers[name].pid) - before) / max(total, 1)
-                results[name].append((rps, p50, p99, faults))
+                pid = servers[name].pid
+                faults, tlb = minflt(pid), tlb_shootdowns()
+                rps, p50, p99, total = load(f"http://127.0.0.1:{ports[name]}/", args.seconds, args.connections)
+                faults, tlb = (minflt(pid) - faults) / total, (tlb_shootdowns() - tlb) / total
+                results[name].append((rps, p50, p99, faults, tlb))
+        rss_after = {name: mem_kib(p.pid) for name, p in servers.items()}
     finally:
         for p in servers.values():
             p.kill()
             p.wait()
-    med = {name: [statistics.median(r[i] for r in rows) for i in range(4)] for name, rows in results.items()}
-    print(f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, wrk -t1 -c{args.connections} -d{args.seconds}s, "
-          f"{args.rounds} interleaved rounds, hello component (guests/src/bin/http-hello.rs)")
-    print("| server | req/s | p50 | p99 | minor faults/request |")
-    print("|---|---|---|---|---|")
-    for name in ("wasmbox", "wasmtime"):
-        rps, p50, p99, faults = med[name]
-        label = "wasmbox serve" if name == "wasmbox" else "wasmtime serve -S cli"
-        print(f"| {label} | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {faults:.1f} |")
-    print(f"\nreq/s ratio (wasmbox/wasmtime): {med['wasmbox'][0] / med['wasmtime'][0]:.2f}x; "
-          f"p99 ratio: {med['wasmbox'][2] / med['wasmtime'][2]:.2f}x")
+    med = {name: [statistics.median(r[i] for r in rows) for i in range(5)] for name, rows in results.items()}
+    what = "hello component (guests/src/bin/http-hello.rs)" if args.guest == "hello" else \
+        f"componentize-py HTTP handler (bench/py-http/app.py, {os.path.getsize(guest) / 1e6:.1f} MB)"
+    print(f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {args.load} -c{args.connections} "
+          f"{args.seconds}s x {args.rounds} interleaved rounds, {what}")
+    print("| server | req/s | p50 | p99 | minor faults/req | TLB shootdowns/req | RSS idle | RSS after load |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in commands:
+        rps, p50, p99, faults, tlb = med[name]
+        print(f"| {name} | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {faults:.1f} | {tlb:.2f} | "
+              f"{rss_idle[name] / 1024:.0f} MiB | {rss_after[name] / 1024:.0f} MiB |")
+    peer = med["wasmtime serve -S cli"]
+    print()
+    for name in commands:
+        if name.startswith("wasmbox"):
+            print(f"{name}: req/s {med[name][0] / peer[0]:.2f}x wasmtime, p99 {med[name][2] / peer[2]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -117,6 +117,27 @@ fn every_request_gets_a_fresh_instance_and_failures_stay_contained() {
     assert!(log.contains("memory limit of 64 MiB"), "{log}");
 }
 
+/// SECURITY-CASES B17 with memory kept resident (issue 17): a slot that keeps pages between
+/// requests resets them by copying, and pages past the kept size are still given back; either
+/// way the next request on that slot sees none of what the last one wrote. One worker, so every
+/// request reuses the same slot.
+#[test]
+fn memory_kept_resident_is_still_fresh_for_every_request() {
+    for keep in ["0", "4M", "64M"] {
+        let server = Server::start(&["--keep-resident", keep, "--workers", "1", HTTP_PROBE_COMPONENT]);
+        for round in 0..3 {
+            let (status, marked) = server.get("/scribble/16");
+            assert_eq!(status, 200);
+            let marked: usize = marked.trim().parse().unwrap();
+            // 16 MiB from an allocation that need not start on a page boundary.
+            assert!(marked >= 16 * 256 - 1, "the probe marked only {marked} pages");
+            assert_eq!(server.get("/scan"), (200, "0\n".to_string()), "keep {keep}, round {round}");
+            assert_eq!(server.get("/remember/s3cret").0, 200);
+            assert_eq!(server.get("/recall"), (200, String::new()), "keep {keep}, round {round}");
+        }
+    }
+}
+
 #[test]
 fn concurrency_limit_answers_503_beyond_the_queue() {
     let server = Server::start(&["--max-concurrency", "1", "--queue", "0", "--timeout", "5s", HTTP_PROBE_COMPONENT]);

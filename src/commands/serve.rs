@@ -87,6 +87,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
 
+    /// Memory each instance slot keeps resident between requests, reset by copying (0: give it
+    /// all back to the kernel after every request). Kept pages cost no page faults or TLB
+    /// shootdowns on the next request; the price is up to SIZE of RSS per instance that ran
+    /// at once (at most --max-concurrency of them)
+    #[arg(long, default_value = "16M", value_parser = parse_size, value_name = "SIZE")]
+    pub keep_resident: u64,
+
     /// Worker threads; each connection and its requests stay on one [default: one per CPU]
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -124,7 +131,7 @@ pub fn exec(mut a: ServeArgs) -> anyhow::Result<i32> {
     let routed = a.source.is_dir() && a.source.join(wasmbox_image::app::FILE_NAME).is_file();
     let planned = if routed { plan_dir(&a)? } else { vec![plan_single(&a, &a.source, None)?] };
     let fuel = planned.iter().any(|p| p.limits.fuel.is_some());
-    let rt = Runtime::new(EngineOptions { fuel, pooling: true, ..Default::default() })?;
+    let rt = Runtime::new(EngineOptions { fuel, pooling: true, keep_resident: a.keep_resident, ..Default::default() })?;
     let cache = super::compile_cache(false)?;
     let live = Arc::new(AtomicUsize::new(0));
     let mut routes = Vec::new();

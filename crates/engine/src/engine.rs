@@ -23,6 +23,12 @@ pub struct EngineOptions {
     /// Pre-reserve instance slots (pooling allocator): fastest instantiation for servers that
     /// start many instances; a one-shot `run` is better off without the reservation.
     pub pooling: bool,
+    /// With pooling: bytes at the start of each linear memory (and each table) that a slot keeps
+    /// resident between instances, reset by copying instead of being given back to the kernel.
+    /// Giving pages back (madvise) costs a page fault per touched page on the next instance and,
+    /// while another worker runs guests in this address space, a TLB-shootdown interrupt; the
+    /// price of keeping them is this many bytes of RSS per warm slot (see [`WARM_SLOTS`]).
+    pub keep_resident: u64,
     /// What code is compiled for (and, for Pulley, run by): this machine unless told.
     pub target: Target,
     /// NaN canonicalization and deterministic relaxed SIMD: the same float bits on every CPU.
@@ -67,7 +73,7 @@ impl Runtime {
         }
         config.consume_fuel(options.fuel);
         config.memory_init_cow(true);
-        let engine = if options.pooling { pooled_engine(&mut config)? } else { new_engine(&config)? };
+        let engine = if options.pooling { pooled_engine(&mut config, &options)? } else { new_engine(&config)? };
         let compat = compat_digest(&engine, &options);
         Ok(Runtime { engine, options, compat })
     }
@@ -125,12 +131,20 @@ const MIN_POOL_SLOTS: u32 = 16;
 /// is several GiB of address space, so 1000 slots need terabytes. Servers have that; a small
 /// board (a 39-bit address space is 512 GiB) or qemu-user does not, and the reservation fails
 /// when the engine is made. Then the pool is halved until it fits.
-fn pooled_engine(config: &mut Config) -> Result<Engine, EngineError> {
+fn pooled_engine(config: &mut Config, options: &EngineOptions) -> Result<Engine, EngineError> {
     let mut slots = POOL_SLOTS;
+    // No memory of a 32-bit Wasm can use more than 4 GiB; larger values mean "all of it".
+    let keep = usize::try_from(options.keep_resident.min(1 << 32)).unwrap_or(usize::MAX);
     loop {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(slots).total_memories(slots).total_tables(slots).total_stacks(slots);
         pool.total_component_instances(slots);
+        if keep > 0 {
+            pool.linear_memory_keep_resident(keep).table_keep_resident(keep);
+            // Every slot that ever ran an instance holds `keep` bytes, so the slots in use must
+            // stay few: reuse the least recently used warm slot rather than warming a cold one.
+            pool.max_unused_warm_slots(WARM_SLOTS);
+        }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         match Engine::new(config) {
             Ok(engine) => {
@@ -147,6 +161,10 @@ fn pooled_engine(config: &mut Config) -> Result<Engine, EngineError> {
         }
     }
 }
+
+/// Slots kept warm beyond those in use when memory is kept resident: the resident price is
+/// then about (instances running at once + this) × `keep_resident`.
+pub const WARM_SLOTS: u32 = 0;
 
 /// Stops the epoch thread when dropped.
 pub struct Ticker {

@@ -143,7 +143,7 @@ async fn run_module(
     host.wasi.ctx().table.set_max_capacity(limits.max_handles);
     let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limiter);
-    arm_limits_observed(&mut store, limits, Some(stats.clone()), work)?;
+    arm_limits_observed(&mut store, limits, Some(stats.clone()), work, Yielding::Requeue)?;
     let outcome = with_deadline(limits.timeout, async {
         let instance = pre.instantiate_async(&mut store).await?;
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -172,7 +172,7 @@ async fn run_component(
     let host = ComponentHost { wasi: wasi.build(), table, limiter, net, listings: Listings::default() };
     let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limiter);
-    arm_limits_observed(&mut store, limits, Some(stats.clone()), work)?;
+    arm_limits_observed(&mut store, limits, Some(stats.clone()), work, Yielding::Requeue)?;
     let outcome = with_deadline(limits.timeout, async {
         let command = pre.instantiate_async(&mut store).await?;
         command.wasi_cli_run().call_run(&mut store).await
@@ -247,13 +247,34 @@ pub(crate) fn meter_host_work(
     Some(work)
 }
 
+/// Epoch ticks a guest runs before it yields its thread to other guests (a server's worker
+/// runs many): 4 × [`crate::engine::EPOCH_TICK`], 15–20 ms. Longer than most requests take, so
+/// a short request runs start to finish without another request's instance starting in
+/// between: interleaving them would make every one of them wait longer and keep more
+/// instances, and their memory, alive at once.
+pub const SLICE_TICKS: u32 = 4;
+
+/// How a guest whose time slice is over gives its thread to others.
+#[derive(Clone, Copy)]
+pub(crate) enum Yielding {
+    /// Back of the run queue at once (wasmtime's own yield). For multi-threaded runtimes that
+    /// check I/O between task polls anyway (the daemon's), and for a lone guest (`run`).
+    Requeue,
+    /// tokio's `yield_now`: woken only after the runtime has checked sockets and timers, so on
+    /// a single-threaded server worker at tokio's default event interval a spinning guest
+    /// cannot hold up the other connections' I/O for more than a slice. (On the daemon's
+    /// multi-threaded runtime this starved the API behind a spinning container, so not there.)
+    AfterIo,
+}
+
 /// Sets fuel and the epoch deadline on a fresh store.
 pub(crate) fn arm_limits<T: Send + 'static>(
     store: &mut Store<T>,
     limits: &Limits,
     work: Option<Arc<HostWork>>,
+    yielding: Yielding,
 ) -> Result<(), EngineError> {
-    arm_limits_observed(store, limits, None, work)
+    arm_limits_observed(store, limits, None, work, yielding)
 }
 
 fn arm_limits_observed<T: Send + 'static>(
@@ -261,6 +282,7 @@ fn arm_limits_observed<T: Send + 'static>(
     limits: &Limits,
     stats: Option<Arc<RunStats>>,
     work: Option<Arc<HostWork>>,
+    yielding: Yielding,
 ) -> Result<(), EngineError> {
     if let Some(fuel) = limits.fuel {
         store.set_fuel(fuel).map_err(internal)?;
@@ -268,9 +290,12 @@ fn arm_limits_observed<T: Send + 'static>(
     let deadline = limits.timeout.map(|t| Instant::now() + t);
     let fuel = limits.fuel;
     store.set_epoch_deadline(1);
-    // Each epoch tick: stop the guest once past its deadline, otherwise yield to the executor
-    // so the wall-clock timer around the run can fire and guests sharing the thread get a
-    // turn. Without a ticker running the epoch never advances and this costs nothing.
+    let mut ticks_run = 0;
+    // Each epoch tick the guest runs through: stop it once past its deadline; once it has run a
+    // whole time slice, yield to the executor so guests sharing the thread get a turn. Ticks
+    // are counted, not time since the store was made: a request waiting for its worker has
+    // not used its slice. Without a ticker running the epoch never advances and this costs
+    // nothing.
     store.epoch_deadline_callback(move |ctx| {
         // Host work is paid from fuel: once everything charged so far reaches the fuel left,
         // the guest stops as out of fuel. (Lowering the fuel from inside this callback does not
@@ -285,9 +310,20 @@ fn arm_limits_observed<T: Send + 'static>(
             let left = ctx.get_fuel().unwrap_or(fuel);
             stats.fuel_used.store(fuel.saturating_sub(left), Ordering::Relaxed);
         }
+        let now = Instant::now();
         Ok(match deadline {
-            Some(d) if Instant::now() >= d => UpdateDeadline::Interrupt,
-            _ => UpdateDeadline::Yield(1),
+            Some(d) if now >= d => UpdateDeadline::Interrupt,
+            _ if ticks_run + 1 >= SLICE_TICKS => {
+                ticks_run = 0;
+                match yielding {
+                    Yielding::AfterIo => UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())),
+                    Yielding::Requeue => UpdateDeadline::Yield(1),
+                }
+            }
+            _ => {
+                ticks_run += 1;
+                UpdateDeadline::Continue(1)
+            }
         })
     });
     Ok(())

@@ -65,8 +65,8 @@ pub fn run(home: &Path, ready: impl FnOnce(&Path, &crate::recover::Recovered)) -
         .enable_all()
         .thread_name("wasmbox-daemon")
         // Check timers and sockets between every two task polls: a spinning guest is always
-        // runnable (it yields each epoch tick), and at tokio's default (every 61 polls) the
-        // sleeping guests beside it would wake up to 61 ticks late.
+        // runnable (it yields after each time slice), and at tokio's default (every 61 polls)
+        // the sleeping guests beside it would wake up to 61 slices late.
         .event_interval(1)
         .build()
         .map_err(|e| io("failed to start the runtime", e))?;

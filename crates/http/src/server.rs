@@ -103,7 +103,7 @@ const LISTENER_FD_RESERVE: usize = 32;
 /// accepts connections and hands each to a worker in turn; a connection, its requests and
 /// their instances then stay on that worker's thread. On a busy server this beats a
 /// work-stealing runtime clearly (no cross-thread wake-ups per request; see
-/// docs/benchmarks.md), and a runaway guest still yields every epoch tick.
+/// docs/benchmarks.md), and a runaway guest still yields after every time slice.
 pub fn serve(
     router: Router,
     live: Arc<AtomicUsize>,

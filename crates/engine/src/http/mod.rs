@@ -32,7 +32,7 @@ use crate::error::{EngineError, LimitHit};
 use crate::limits::{Limits, MemoryLimiter};
 use crate::lookup::{HasNetPolicy, shadow_name_lookup};
 use crate::net::NetPolicy;
-use crate::run::{arm_limits, finish, internal, link_error, meter_host_work, with_deadline};
+use crate::run::{Yielding, arm_limits, finish, internal, link_error, meter_host_work, with_deadline};
 use crate::wasi::build_ctx;
 use body::{BodyIdle, IdleTimeout};
 use outbound::OutboundHooks;
@@ -190,7 +190,7 @@ impl HttpHandler {
         };
         let mut store = Store::new(self.rt.engine(), host);
         store.limiter(|h| &mut h.limiter);
-        if let Err(e) = arm_limits(&mut store, &self.limits, work) {
+        if let Err(e) = arm_limits(&mut store, &self.limits, work, Yielding::AfterIo) {
             return failed(e.to_string());
         }
         let (sender, receiver) = tokio::sync::oneshot::channel();

@@ -1,7 +1,9 @@
 //! A `wasi:http/proxy` guest whose behaviour is picked by the request path:
 //! `/` hello, `/echo` streams the body back, `/slow/MS` sleeps, `/spin` loops forever,
 //! `/trap` panics, `/bomb` allocates until it fails, `/remember/X` stores X in a static and
-//! `/recall` returns it (isolation: a fresh instance must answer empty), `/fetch` fetches the
+//! `/recall` returns it (isolation: a fresh instance must answer empty), `/scribble/N` fills
+//! N MiB of fresh heap with a marker byte and `/scan` answers how many 4 KiB pages of the whole
+//! linear memory are full of it (a fresh instance: 0, whatever the host kept resident), `/fetch` fetches the
 //! URL in the `x-fetch-url` header and answers with its status and body (502 with the error
 //! when the host refuses), `/large/N` streams N MiB, `/env/NAME` answers the variable's value.
 //! Behind a route prefix, put the operation after `/-/` (`/api/-/env/NAME`).
@@ -19,6 +21,22 @@ mod handler {
     static REMEMBERED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
 
     struct Probe;
+
+    /// What `/scribble` writes; no page of a fresh instance is full of it.
+    const SCRIBBLE: u8 = 0xA5;
+
+    /// Pages of this instance's linear memory whose every byte is [`SCRIBBLE`].
+    fn scan() -> usize {
+        let end = core::arch::wasm32::memory_size(0) * 65536;
+        (4096..end)
+            .step_by(4096)
+            .filter(|&page| {
+                // SAFETY: every address below memory_size is valid linear memory (page 0, which
+                // Rust treats as null, is skipped); volatile, so the reads are not assumed away.
+                (page..page + 4096).step_by(8).all(|a| unsafe { std::ptr::read_volatile(a as *const u64) } == u64::from_ne_bytes([SCRIBBLE; 8]))
+            })
+            .count()
+    }
 
     wasip2::http::proxy::export!(Probe);
 
@@ -106,6 +124,12 @@ mod handler {
                     *REMEMBERED.lock().unwrap() = value.as_bytes().to_vec();
                     respond(out, 200, &mut std::iter::once(b"remembered\n".to_vec()));
                 }
+                ["scribble", mib] => {
+                    let marked = vec![SCRIBBLE; mib.parse::<usize>().unwrap_or(1) << 20];
+                    std::mem::forget(marked);
+                    respond(out, 200, &mut std::iter::once(format!("{}\n", scan()).into_bytes()));
+                }
+                ["scan"] => respond(out, 200, &mut std::iter::once(format!("{}\n", scan()).into_bytes())),
                 ["recall"] => {
                     let text = REMEMBERED.lock().unwrap().clone();
                     respond(out, 200, &mut std::iter::once(text));
