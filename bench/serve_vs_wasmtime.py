@@ -70,6 +70,14 @@ def main():
     load = wrk if args.load == "wrk" else hey
     home = tempfile.mkdtemp(prefix="wasmbox-bench-serve-")
     env = dict(os.environ, WASMBOX_HOME=home)
+    # Fill wasmbox's compile cache first, so every wasmbox server starts from it and their RSS
+    # compares (a server that compiled keeps the compiler's heap).
+    port = free_port()
+    warm = subprocess.Popen([WASMBOX, "serve", "--listen", f"127.0.0.1:{port}", guest], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_up(port, timeout=120)
+    warm.kill()
+    warm.wait()
     commands = {}
     for size in args.keep_resident.split(","):
         commands[f"wasmbox serve --keep-resident {size}"] = lambda port, size=size: [
