@@ -208,7 +208,10 @@ fn random_mib() {
     std::hint::black_box(wasip2::random::random::get_random_bytes(1 << 20));
 }
 
-#[cfg(not(target_env = "p2"))]
+#[cfg(not(target_arch = "wasm32"))]
+fn random_mib() {}
+
+#[cfg(all(target_arch = "wasm32", not(target_env = "p2")))]
 fn random_mib() {
     #[link(wasm_import_module = "wasi_snapshot_preview1")]
     unsafe extern "C" {
@@ -246,8 +249,15 @@ fn connect(_addr: &str) -> std::io::Result<String> {
     Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "no sockets in WASI preview 1"))
 }
 
+/// The probe also builds natively (bench/images.py compares it with a static Linux binary).
+#[cfg(not(target_arch = "wasm32"))]
+unsafe fn relaxed_simd() -> String {
+    String::from("relaxed-simd not wasm\n")
+}
+
 /// Relaxed SIMD operations whose results the spec leaves to the CPU: truncating NaN and
 /// out-of-range floats, and a multiply-add that may or may not be fused.
+#[cfg(target_arch = "wasm32")]
 #[target_feature(enable = "simd128,relaxed-simd")]
 fn relaxed_simd() -> String {
     use core::arch::wasm32::*;
