@@ -3,9 +3,10 @@
 //! `/trap` panics, `/bomb` allocates until it fails, `/remember/X` stores X in a static and
 //! `/recall` returns it (isolation: a fresh instance must answer empty), `/scribble/N` fills
 //! N MiB of fresh heap with a marker byte and `/scan` answers how many 4 KiB pages of the whole
-//! linear memory are full of it (a fresh instance: 0, whatever the host kept resident), `/fetch` fetches the
-//! URL in the `x-fetch-url` header and answers with its status and body (502 with the error
-//! when the host refuses), `/large/N` streams N MiB, `/env/NAME` answers the variable's value.
+//! linear memory are full of it (a fresh instance: 0, whatever the host kept resident),
+//! `/fetch` fetches the URL in the `x-fetch-url` header and answers with its status and body
+//! (502 with the error when the host refuses), `/large/N` streams N MiB, `/env/NAME` answers
+//! the variable's value.
 //! Behind a route prefix, put the operation after `/-/` (`/api/-/env/NAME`).
 //! Built for wasm32-wasip2 only; on wasip1 it is an empty program.
 
@@ -33,7 +34,8 @@ mod handler {
             .filter(|&page| {
                 // SAFETY: every address below memory_size is valid linear memory (page 0, which
                 // Rust treats as null, is skipped); volatile, so the reads are not assumed away.
-                (page..page + 4096).step_by(8).all(|a| unsafe { std::ptr::read_volatile(a as *const u64) } == u64::from_ne_bytes([SCRIBBLE; 8]))
+                let marked = u64::from_ne_bytes([SCRIBBLE; 8]);
+                (page..page + 4096).step_by(8).all(|a| unsafe { std::ptr::read_volatile(a as *const u64) } == marked)
             })
             .count()
     }
