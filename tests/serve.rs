@@ -138,6 +138,32 @@ fn memory_kept_resident_is_still_fresh_for_every_request() {
     }
 }
 
+/// What `--keep-resident` is for (issue 17): a reused slot's memory stays mapped, so the next
+/// request takes no page faults to touch it again; with `0` every request faults its pages
+/// back in. Counted as the server's minor faults over 200 requests (one worker, one slot).
+#[test]
+fn memory_kept_resident_spares_each_request_its_page_faults() {
+    let faults = |keep: &str| {
+        let server = Server::start(&["--keep-resident", keep, "--workers", "1", HTTP_PROBE_COMPONENT]);
+        server.healthy();
+        let pid = server.child.as_ref().unwrap().id();
+        let before = minor_faults(pid);
+        for _ in 0..200 {
+            server.healthy();
+        }
+        minor_faults(pid) - before
+    };
+    let (kept, given_back) = (faults("16M"), faults("0"));
+    assert!(given_back >= 400, "without keeping, each request should fault its pages back: {given_back}");
+    assert!(kept * 4 < given_back, "keeping memory resident should spare most faults: {kept} vs {given_back}");
+}
+
+/// A process's minor page faults so far (`/proc/PID/stat`, field 10).
+fn minor_faults(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')').unwrap().1.split_whitespace().nth(7).unwrap().parse().unwrap()
+}
+
 #[test]
 fn concurrency_limit_answers_503_beyond_the_queue() {
     let server = Server::start(&["--max-concurrency", "1", "--queue", "0", "--timeout", "5s", HTTP_PROBE_COMPONENT]);
