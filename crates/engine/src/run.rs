@@ -310,9 +310,8 @@ fn arm_limits_observed<T: Send + 'static>(
             let left = ctx.get_fuel().unwrap_or(fuel);
             stats.fuel_used.store(fuel.saturating_sub(left), Ordering::Relaxed);
         }
-        let now = Instant::now();
         Ok(match deadline {
-            Some(d) if now >= d => UpdateDeadline::Interrupt,
+            Some(d) if Instant::now() >= d => UpdateDeadline::Interrupt,
             _ if ticks_run + 1 >= SLICE_TICKS => {
                 ticks_run = 0;
                 match yielding {
