@@ -24,9 +24,9 @@ def wasmtime_bin():
 COMPONENTIZE_PY_VERSION = "0.25.1"
 
 
-def python_http_component():
-    """bench/py-http/app.py built by componentize-py (pinned, installed once into a virtualenv under
-    ~/.cache/wasmbox-bench) against the wasi:http WIT that wasmtime-wasi-http 48 implements;
+def python_component(app="py-http", world="wasi:http/proxy@0.2.12"):
+    """bench/<app>/app.py built by componentize-py (pinned, installed once into a virtualenv under
+    ~/.cache/wasmbox-bench) for `world` of the WASI 0.2 WIT that wasmtime-wasi-http 48 implements;
     rebuilt only when app.py changes. Returns the component's path."""
     import hashlib, json
     venv = os.path.join(CACHE, f"componentize-py-{COMPONENTIZE_PY_VERSION}")
@@ -35,15 +35,15 @@ def python_http_component():
         sh(sys.executable, "-m", "venv", venv)
         sh(os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check",
            f"componentize-py=={COMPONENTIZE_PY_VERSION}")
-    src = os.path.join(ROOT, "bench", "py-http")
+    src = os.path.join(ROOT, "bench", app)
     digest = hashlib.sha256(open(os.path.join(src, "app.py"), "rb").read()).hexdigest()[:16]
-    out = os.path.join(CACHE, f"py-http-{COMPONENTIZE_PY_VERSION}-{digest}.wasm")
+    out = os.path.join(CACHE, f"{app}-{COMPONENTIZE_PY_VERSION}-{digest}.wasm")
     if not os.path.exists(out):
         meta = json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--locked"], cwd=ROOT,
                                          capture_output=True, check=True).stdout)
         wit = next(os.path.join(os.path.dirname(p["manifest_path"]), "wit") for p in meta["packages"]
                    if p["name"] == "wasmtime-wasi-http")
-        sh(tool, "-q", "-d", wit, "-w", "wasi:http/proxy@0.2.12", "componentize", "app", "-o", out + ".tmp", cwd=src)
+        sh(tool, "-q", "-d", wit, "-w", world, "componentize", "app", "-o", out + ".tmp", cwd=src)
         os.rename(out + ".tmp", out)
     return out
 

@@ -14,7 +14,7 @@ and RSS after the load; then the req/s and p99 ratios against wasmtime.
 """
 import argparse, os, random, re, statistics, subprocess, sys, tempfile, time
 
-from benchlib import WASMBOX, free_port, guests, mem_kib, python_http_component, wait_up, wasmtime_bin
+from benchlib import WASMBOX, free_port, guests, mem_kib, python_component, wait_up, wasmtime_bin
 
 
 def minflt(pid):
@@ -66,7 +66,7 @@ def main():
     args = ap.parse_args()
     wasmtime = wasmtime_bin()
     built = guests()
-    guest = built["HTTP_HELLO_COMPONENT"] if args.guest == "hello" else python_http_component()
+    guest = built["HTTP_HELLO_COMPONENT"] if args.guest == "hello" else python_component()
     load = wrk if args.load == "wrk" else hey
     home = tempfile.mkdtemp(prefix="wasmbox-bench-serve-")
     env = dict(os.environ, WASMBOX_HOME=home)

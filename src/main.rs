@@ -55,6 +55,8 @@ enum Command {
     System(commands::system::SystemArgs),
     Version(commands::version::VersionArgs),
     Completions(commands::completions::CompletionsArgs),
+    #[command(hide = true)]
+    Optimize(commands::optimize::OptimizeArgs),
 }
 
 /// The clap definition with the version line (`-V`), which is known only at run time.
@@ -79,6 +81,7 @@ fn main() {
     };
     let result = match cli.command {
         Command::Run(args) => commands::run::exec(args),
+        Command::Optimize(args) => commands::optimize::exec(args),
         Command::Compile(args) => commands::compile::exec(args),
         Command::Inspect(args) => commands::inspect::exec(args),
         Command::Build(args) => commands::build::exec(args),

@@ -788,3 +788,24 @@ fn ps_format_takes_json_and_templates() {
     h.run(&["ps", "--format", "{{json .}}"]).code(125).stderr_has("fields: {{.ID}}");
     h.run(&["ps", "--format", "json", "--json"]).code(125);
 }
+
+/// Issue 17, target 3: the daemon starts a large container on Winch's baseline code, compiles
+/// Cranelift's code on a thread of its own, and starts later containers of it on that.
+#[test]
+fn a_large_container_starts_on_the_baseline_tier_and_later_ones_on_optimized_code() {
+    let h = DaemonHome::new();
+    let big = h.path().join("big.wasm");
+    // A command Winch compiles whole (the probes use relaxed SIMD, which it lacks).
+    std::fs::write(&big, padded(&wat::parse_file(wat("hello")).unwrap(), 1 << 20)).unwrap();
+    let big = big.to_str().unwrap();
+    // The first `run -d` starts the daemon, which inherits the log setting.
+    let out = h.home.cmd().env("WASMBOX_LOG", "debug").args(["run", "-d", "--name", "first", big]).output();
+    Out::from(out.unwrap()).code(0);
+    h.wait(30, "the first container's output", || h.logs("first").contains("hello"));
+    h.wait(120, "the optimizing compile", || h.daemon_log().contains("optimized code ready"));
+    assert!(h.daemon_log().contains("compiled the baseline tier (Winch)"), "{}", h.daemon_log());
+    h.detach(&["--name", "second", big]);
+    h.wait(30, "the second container's output", || h.logs("second").contains("hello"));
+    assert_eq!(h.daemon_log().matches("compiled the baseline tier").count(), 1, "{}", h.daemon_log());
+    assert_eq!(h.home.cache_entries().len(), 1, "the baseline entry is replaced by the optimized one");
+}

@@ -44,7 +44,7 @@ impl Server {
             if let Some(addr) = line.trim().strip_prefix("Serving HTTP on http://").and_then(|s| s.strip_suffix('/')) {
                 break addr.to_string();
             }
-            if !line.contains("DEBUG") {
+            if !line.contains("DEBUG") && !line.contains("INFO") {
                 let _ = child.kill();
                 panic!("unexpected line before the address: {line:?}");
             }
@@ -750,4 +750,32 @@ fn a_small_address_space_gets_a_smaller_instance_pool() {
     }
     let log = server.log.lock().unwrap().clone();
     assert!(log.contains("instance pool sized down"), "{log}");
+}
+
+/// Issue 17, target 3: a large component not in the cache starts serving at once on Winch's
+/// baseline code; Cranelift's code replaces it for later requests. Both tiers answer alike and
+/// keep every request in a fresh instance.
+#[test]
+fn a_large_component_serves_at_once_then_switches_to_optimized_code() {
+    let home = Home::new();
+    let big = home.path().join("big-probe.wasm");
+    std::fs::write(&big, padded(&std::fs::read(HTTP_PROBE_COMPONENT).unwrap(), 1 << 20)).unwrap();
+    let mut cmd = home.cmd();
+    cmd.env("WASMBOX_LOG", "debug");
+    let server = Server::start_cmd(home, cmd, &[big.to_str().unwrap()]);
+    assert!(server.log.lock().unwrap().contains("compiled the baseline tier"), "{}", server.log.lock().unwrap());
+    let checks = |tier: &str| {
+        server.healthy();
+        assert_eq!(server.get("/remember/s3cret").0, 200);
+        assert_eq!(server.get("/recall"), (200, String::new()), "{tier}");
+        assert_eq!(server.get("/trap").0, 500, "{tier}");
+        server.healthy();
+    };
+    checks("baseline");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !server.log.lock().unwrap().contains("serving optimized code") {
+        assert!(Instant::now() < deadline, "never switched: {}", server.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    checks("optimized");
 }

@@ -12,6 +12,7 @@ pub mod key;
 pub mod kill;
 pub mod login;
 pub mod logs;
+pub mod optimize;
 pub mod policy;
 pub mod ps;
 pub mod pull;
@@ -63,6 +64,12 @@ pub fn auth_file() -> anyhow::Result<std::path::PathBuf> {
 pub fn registry_client(reference: &Reference, insecure: bool) -> anyhow::Result<Registry> {
     let credentials = wasmbox_image::auth::lookup(&auth_file()?, reference.resolve_registry());
     Ok(Registry::new(reference, insecure, credentials))
+}
+
+/// The sha256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
 
 /// A size for a listing column, docker's way: `1.5MB`, `64.0kB`, `512B`.

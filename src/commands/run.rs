@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use wasmbox_engine::units::parse_size;
-use wasmbox_engine::{Capabilities, EngineOptions, Limits, Runtime};
+use wasmbox_engine::{Capabilities, CompileSource, Compiler, EngineOptions, Limits, Runtime};
 use wasmbox_host::{ContainerSpec, DirGrant, RestartPolicy};
 
 use crate::flags::{GrantArgs, LimitArgs};
@@ -55,6 +55,14 @@ pub struct RunArgs {
     /// supports this CPU, else Pulley)
     #[arg(long, value_enum, default_value_t = EngineChoice::Auto, conflicts_with = "detach")]
     pub engine: EngineChoice,
+
+    /// What compiles code that is not in the cache yet: `auto` (large Wasm starts at once on
+    /// Winch's baseline code while Cranelift's optimized code is compiled into the cache in the
+    /// background, for the next runs), `cranelift` (wait for optimized code), `winch` (baseline
+    /// only)
+    #[arg(long, default_value = "auto", value_name = "COMPILER", conflicts_with = "detach",
+          value_parser = |s: &str| s.parse::<Compiler>())]
+    pub compiler: Compiler,
 
     /// Run deterministically: canonical NaNs, deterministic relaxed SIMD, clocks that start at
     /// 2000-01-01T00:00:00Z and advance 1 ms per read, random data from --seed, stdin read up
@@ -200,7 +208,14 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     });
     let (compiled, _) = match loaded {
         Some(done) => done,
-        None => super::compile(&rt, &source.artifact, cache.as_ref(), a.allow_precompiled)?,
+        None => {
+            let first =
+                wasmbox_engine::compile_first(&rt, &source.artifact, cache.as_ref(), a.allow_precompiled, a.compiler)?;
+            if first.1 == CompileSource::Baseline && a.compiler == Compiler::Auto {
+                super::optimize::spawn(&source.artifact);
+            }
+            first
+        }
     };
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let stats = Arc::new(wasmbox_engine::RunStats::default());
@@ -237,7 +252,7 @@ fn detach(
     let Some(wasm) = source.artifact.wasm() else {
         bail!("run -d takes Wasm (a module, component, .wat or image), not a precompiled file");
     };
-    let sha256 = wasmbox_engine::cache::hex(&sha2_digest(wasm));
+    let sha256 = wasmbox_engine::cache::hex(&super::sha256(wasm));
     let home = crate::home::wasmbox_home()?;
     let path = wasmbox_host::Manager::wasm_path(&home, &sha256);
     if !path.is_file() {
@@ -290,11 +305,6 @@ fn detach(
     })??;
     println!("{}", container.id);
     Ok(0)
-}
-
-fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
 }
 
 /// `run --engine`.

@@ -12,7 +12,10 @@ use anyhow::Context;
 use clap::Args;
 use wasmbox_engine::http::{HttpAllow, HttpHandler, HttpRule};
 use wasmbox_engine::units::{parse_duration, parse_size};
-use wasmbox_engine::{Capabilities, Compiled, EngineError, EngineOptions, Limits, Preopen, Runtime, Stdin};
+use wasmbox_engine::{
+    Artifact, Capabilities, CompileCache, CompileSource, Compiled, Compiler, EngineError, EngineOptions, Limits,
+    Preopen, Runtime, Stdin,
+};
 use wasmbox_http::{LogFormat, Route, Router, ServeOptions, serve};
 use wasmbox_image::App;
 use wasmbox_image::app::{AppLimits, AppRoute};
@@ -94,6 +97,12 @@ pub struct ServeArgs {
     #[arg(long, default_value = "16M", value_parser = parse_size, value_name = "SIZE")]
     pub keep_resident: u64,
 
+    /// What compiles code that is not in the cache yet: `auto` (large components start at once
+    /// on Winch's baseline code; Cranelift's optimized code replaces it for later requests when
+    /// ready), `cranelift` (wait for optimized code before listening), `winch` (baseline only)
+    #[arg(long, default_value = "auto", value_name = "COMPILER", value_parser = |s: &str| s.parse::<Compiler>())]
+    pub compiler: Compiler,
+
     /// Worker threads; each connection and its requests stay on one [default: one per CPU]
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -136,7 +145,8 @@ pub fn exec(mut a: ServeArgs) -> anyhow::Result<i32> {
     let live = Arc::new(AtomicUsize::new(0));
     let mut routes = Vec::new();
     for mut p in planned {
-        let (compiled, _) = super::compile(&rt, &p.source.artifact, cache.as_ref(), false)?;
+        let (compiled, how) =
+            wasmbox_engine::compile_first(&rt, &p.source.artifact, cache.as_ref(), false, a.compiler)?;
         let Compiled::Component(component) = compiled else {
             return Err(EngineError::NotRunnable(format!(
                 "{}: serve needs a wasi:http component; this is a core module (use `wasmbox run`)",
@@ -148,7 +158,10 @@ pub fn exec(mut a: ServeArgs) -> anyhow::Result<i32> {
         if fuel && p.limits.fuel.is_none() {
             p.limits.fuel = Some(u64::MAX);
         }
-        let handler = HttpHandler::new(&rt, &component, p.caps, p.allow, p.limits, live.clone())?;
+        let handler = HttpHandler::new(&component, p.caps, p.allow, p.limits, live.clone())?;
+        if how == CompileSource::Baseline && a.compiler == Compiler::Auto {
+            optimize_later(&rt, p.source.artifact, cache.clone(), handler.clone(), p.label);
+        }
         routes.push(Route { prefix: p.prefix, handler });
     }
     let options = ServeOptions {
@@ -171,6 +184,25 @@ pub fn exec(mut a: ServeArgs) -> anyhow::Result<i32> {
     let _ticker = rt.start_ticker();
     serve(Router::new(routes), live, options, shutdown_signal())?;
     Ok(0)
+}
+
+/// Compiles optimized code for a route that started on the baseline tier, on a thread of its
+/// own, and hands it to `handler`: requests that start after that run Cranelift's code.
+fn optimize_later(rt: &Runtime, artifact: Artifact, cache: Option<CompileCache>, handler: HttpHandler, label: String) {
+    let rt = rt.clone();
+    let spawned = std::thread::Builder::new().name("wasmbox-optimize".into()).spawn(move || {
+        let upgraded = wasmbox_engine::optimize(&rt, &artifact, cache.as_ref()).and_then(|compiled| match compiled {
+            Compiled::Component(component) => handler.upgrade(&component),
+            Compiled::Module(_) => unreachable!("the same Wasm compiles to the same kind"),
+        });
+        match upgraded {
+            Ok(()) => tracing::info!(route = %label, "serving optimized code"),
+            Err(e) => tracing::warn!(route = %label, "optimized compile failed; staying on the baseline tier: {e:#}"),
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the optimizing compile: {e}");
+    }
 }
 
 /// One component (a file or an image) served at `/`: the flags over the app's defaults (an

@@ -186,3 +186,28 @@ pub fn terminate(child: &mut std::process::Child, within: std::time::Duration) -
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// `wasm` (a module or component) with a custom section of `bytes` zero bytes appended: the
+/// same program, made large enough to be tiered (`wasmbox_engine::tier::TIER_MIN_BYTES`).
+pub fn padded(wasm: &[u8], bytes: usize) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            out.push(if n == 0 { byte } else { byte | 0x80 });
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    let name = b"padding";
+    let mut body = Vec::new();
+    leb(name.len(), &mut body);
+    body.extend_from_slice(name);
+    body.resize(body.len() + bytes, 0);
+    let mut out = wasm.to_vec();
+    out.push(0);
+    leb(body.len(), &mut out);
+    out.extend_from_slice(&body);
+    out
+}

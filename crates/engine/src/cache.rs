@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::artifact::Kind;
-use crate::fs::write_atomic;
+use crate::fs::write_replace;
 
 pub const MAGIC: &[u8; 8] = b"WBXCWASM";
 const FORMAT_VERSION: u32 = 3;
@@ -250,10 +250,11 @@ impl CompileCache {
         Ok(entries)
     }
 
-    /// Stores `payload` under `binding` atomically; concurrent writers of one key are safe.
+    /// Stores `payload` under `binding` atomically; concurrent writers of one key are safe. Not
+    /// synced to disk: an entry torn by a power loss fails its checksum and is recompiled.
     pub fn put(&self, binding: &Binding, target: &CodeTarget, kind: Kind, payload: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        write_atomic(&self.path(&binding.key()), &encode_entry(kind, binding, target, payload))
+        write_replace(&self.path(&binding.key()), &encode_entry(kind, binding, target, payload))
     }
 }
 

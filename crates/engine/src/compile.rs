@@ -24,11 +24,20 @@ impl Compiled {
         }
     }
 
+    /// The engine that made this code: stores and linkers for it must come from this one (the
+    /// runtime's own engine, or its baseline tier's, see [`crate::tier`]).
+    pub fn engine(&self) -> &Engine {
+        match self {
+            Compiled::Module(m) => m.engine(),
+            Compiled::Component(c) => c.engine(),
+        }
+    }
+
     /// True for a component that exports `wasi:http/incoming-handler`: it is served, not run.
-    pub fn is_http_proxy(&self, rt: &Runtime) -> bool {
+    pub fn is_http_proxy(&self) -> bool {
         match self {
             Compiled::Component(c) => {
-                c.component_type().exports(rt.engine()).any(|(name, _)| name.starts_with("wasi:http/incoming-handler"))
+                c.component_type().exports(c.engine()).any(|(name, _)| name.starts_with("wasi:http/incoming-handler"))
             }
             Compiled::Module(_) => false,
         }
@@ -51,6 +60,9 @@ pub enum CompileSource {
     Cache,
     Compiled,
     Precompiled,
+    /// Baseline-tier code (compiled now or found in the cache): optimized code is still to be
+    /// made ([`crate::tier`]).
+    Baseline,
 }
 
 /// Compiles `artifact`, reading and filling `cache` when given. Precompiled artifacts are loaded
@@ -86,21 +98,31 @@ pub fn compile(
     };
 
     let binding = binding(rt, wasm);
+    if let Some(compiled) = cache.and_then(|cache| cached(engine, artifact, cache, &binding)) {
+        return Ok((compiled, CompileSource::Cache));
+    }
+    compile_wasm(rt, artifact, wasm, cache, &binding).map(|compiled| (compiled, CompileSource::Compiled))
+}
+
+/// The code `cache` holds for `binding`, loaded into `engine` (whose code it must be).
+pub(crate) fn cached(
+    engine: &Engine,
+    artifact: &Artifact,
+    cache: &CompileCache,
+    binding: &Binding,
+) -> Option<Compiled> {
     let key = binding.key();
-    if let Some(cache) = cache
-        && let Some((kind, entry)) = cache.get(&binding)
-        && kind == artifact.kind
-    {
-        match deserialize(engine, kind, &entry[HEADER_LEN..]) {
-            Ok(compiled) => {
-                tracing::debug!(path = %artifact.path.display(), %key, "compile cache hit");
-                return Ok((compiled, CompileSource::Cache));
-            }
-            Err(e) => tracing::warn!(%key, "unusable compile cache entry, recompiling: {e:#}"),
+    let (kind, entry) = cache.get(binding).filter(|(kind, _)| *kind == artifact.kind)?;
+    match deserialize(engine, kind, &entry[HEADER_LEN..]) {
+        Ok(compiled) => {
+            tracing::debug!(path = %artifact.path.display(), %key, "compile cache hit");
+            Some(compiled)
+        }
+        Err(e) => {
+            tracing::warn!(%key, "unusable compile cache entry, recompiling: {e:#}");
+            None
         }
     }
-
-    compile_wasm(rt, artifact, wasm, cache, &binding).map(|compiled| (compiled, CompileSource::Compiled))
 }
 
 /// Compiles Wasm with Cranelift and stores the code in `cache`.
@@ -114,16 +136,22 @@ fn compile_wasm(
 ) -> Result<Compiled, EngineError> {
     let wasm_sha = crate::cache::hex(&binding.wasm_sha256);
     tracing::debug!(path = %artifact.path.display(), key = %binding.key(), wasm = %wasm_sha, "compiling (cache miss)");
-    let compiled = from_wasm(rt, artifact, wasm)?;
+    let compiled = from_wasm(rt.engine(), artifact, wasm)?;
     if let Some(cache) = cache {
-        // A cache that cannot be written costs speed, not correctness.
-        if let Err(e) = compiled.serialize().and_then(|bytes| {
-            cache.put(binding, &rt.code_target(), artifact.kind, &bytes).map_err(|e| EngineError::Internal(e.into()))
-        }) {
-            tracing::warn!(dir = %cache.dir().display(), "could not write the compile cache: {e:#}");
-        }
+        store(rt, artifact, &compiled, cache, binding);
     }
     Ok(compiled)
+}
+
+/// Writes `compiled` into `cache` under `binding`. A cache that cannot be written costs speed,
+/// not correctness: a warning, no error.
+#[cfg(feature = "compiler")]
+pub(crate) fn store(rt: &Runtime, artifact: &Artifact, compiled: &Compiled, cache: &CompileCache, binding: &Binding) {
+    if let Err(e) = compiled.serialize().and_then(|bytes| {
+        cache.put(binding, &rt.code_target(), artifact.kind, &bytes).map_err(|e| EngineError::Internal(e.into()))
+    }) {
+        tracing::warn!(dir = %cache.dir().display(), "could not write the compile cache: {e:#}");
+    }
 }
 
 /// The edge build has no compiler: Wasm runs only from a cache entry or precompiled code.
@@ -138,17 +166,17 @@ fn compile_wasm(
     Err(EngineError::NoCompiler { path: artifact.path.clone() })
 }
 
-/// Compiles Wasm with Cranelift.
+/// Compiles Wasm with `engine`'s compiler.
 #[cfg(feature = "compiler")]
-fn from_wasm(rt: &Runtime, artifact: &Artifact, wasm: &[u8]) -> Result<Compiled, EngineError> {
+pub(crate) fn from_wasm(engine: &Engine, artifact: &Artifact, wasm: &[u8]) -> Result<Compiled, EngineError> {
     let invalid = |e: wasmtime::Error| EngineError::Invalid {
         path: artifact.path.clone(),
         what: what(artifact.kind),
         source: e.into(),
     };
     Ok(match artifact.kind {
-        Kind::Module => Compiled::Module(Module::from_binary(rt.engine(), wasm).map_err(invalid)?),
-        Kind::Component => Compiled::Component(Component::from_binary(rt.engine(), wasm).map_err(invalid)?),
+        Kind::Module => Compiled::Module(Module::from_binary(engine, wasm).map_err(invalid)?),
+        Kind::Component => Compiled::Component(Component::from_binary(engine, wasm).map_err(invalid)?),
     })
 }
 

@@ -1,7 +1,7 @@
 //! `Runtime`: the configured wasmtime `Engine` every container of one wasmbox process shares.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -46,40 +46,37 @@ pub struct Runtime {
     engine: Engine,
     options: EngineOptions,
     compat: [u8; 32],
+    /// The baseline tier (Winch), made on first use: see [`crate::tier`].
+    baseline: Arc<OnceLock<Option<Baseline>>>,
+}
+
+/// An engine compiling with Winch, wasmtime's baseline compiler: it compiles several times
+/// faster than Cranelift, and its code runs slower. Its code is loadable only by itself.
+#[derive(Clone)]
+pub struct Baseline {
+    pub engine: Engine,
+    pub compat: [u8; 32],
 }
 
 impl Runtime {
     pub fn new(options: EngineOptions) -> Result<Runtime, EngineError> {
-        let mut config = Config::new();
-        if let Target::Triple(triple) = options.target {
-            config.target(triple).map_err(|e| EngineError::Internal(e.into()))?;
-        }
-        config.epoch_interruption(true);
-        if options.deterministic {
-            // Without a compiler this engine only loads code; whether that code canonicalizes
-            // NaNs is recorded in our header and checked before it runs (`check_runnable_here`).
-            #[cfg(feature = "compiler")]
-            config.cranelift_nan_canonicalization(true);
-            config.relaxed_simd_deterministic(true);
-        }
-        #[cfg(feature = "compiler")]
-        if options.vector && options.target.architecture() == "riscv64" {
-            // SAFETY: only compiling is affected; the code's need for V is recorded in it and
-            // checked on the device before it runs (wasmtime does not check it on riscv64).
-            unsafe {
-                config.cranelift_flag_enable("has_v");
-                config.cranelift_flag_enable("zvl128b");
-            }
-        }
-        config.consume_fuel(options.fuel);
-        config.memory_init_cow(true);
+        let mut config = base_config(&options)?;
         let engine = if options.pooling { pooled_engine(&mut config, &options)? } else { new_engine(&config)? };
         let compat = compat_digest(&engine, &options);
-        Ok(Runtime { engine, options, compat })
+        Ok(Runtime { engine, options, compat, baseline: Arc::new(OnceLock::new()) })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The baseline tier for this runtime's guests, or `None` where it does not apply: Winch
+    /// compiles for x86_64 only (its other backends are incomplete in wasmtime 48), cannot
+    /// count fuel, and does not canonicalize NaNs (`--deterministic`); cross-compiling has
+    /// nothing to gain from it. Its instances are allocated on demand: the tier is transient,
+    /// and a second pool would keep its own reservation and warm memory for good.
+    pub fn baseline(&self) -> Option<&Baseline> {
+        self.baseline.get_or_init(|| make_baseline(&self.options)).as_ref()
     }
 
     pub fn options(&self) -> EngineOptions {
@@ -105,6 +102,7 @@ impl Runtime {
     pub fn start_ticker(&self) -> Ticker {
         let stop = Arc::new(AtomicBool::new(false));
         let engine = self.engine.clone();
+        let baseline = self.baseline.clone();
         let flag = stop.clone();
         std::thread::Builder::new()
             .name("wasmbox-epoch".into())
@@ -112,11 +110,67 @@ impl Runtime {
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
+                    // The baseline tier's guests have deadlines too (it may be made later).
+                    if let Some(Some(b)) = baseline.get() {
+                        b.engine.increment_epoch();
+                    }
                 }
             })
             .expect("failed to spawn the epoch thread");
         Ticker { stop }
     }
+}
+
+/// The settings every engine for `options` shares, whichever compiler makes its code.
+fn base_config(options: &EngineOptions) -> Result<Config, EngineError> {
+    let mut config = Config::new();
+    if let Target::Triple(triple) = options.target {
+        config.target(triple).map_err(|e| EngineError::Internal(e.into()))?;
+    }
+    config.epoch_interruption(true);
+    if options.deterministic {
+        // Without a compiler this engine only loads code; whether that code canonicalizes
+        // NaNs is recorded in our header and checked before it runs (`check_runnable_here`).
+        #[cfg(feature = "compiler")]
+        config.cranelift_nan_canonicalization(true);
+        config.relaxed_simd_deterministic(true);
+    }
+    #[cfg(feature = "compiler")]
+    if options.vector && options.target.architecture() == "riscv64" {
+        // SAFETY: only compiling is affected; the code's need for V is recorded in it and
+        // checked on the device before it runs (wasmtime does not check it on riscv64).
+        unsafe {
+            config.cranelift_flag_enable("has_v");
+            config.cranelift_flag_enable("zvl128b");
+        }
+    }
+    config.consume_fuel(options.fuel);
+    config.memory_init_cow(true);
+    Ok(config)
+}
+
+#[cfg(feature = "compiler")]
+fn make_baseline(options: &EngineOptions) -> Option<Baseline> {
+    if !cfg!(target_arch = "x86_64") || options.target != Target::Native || options.fuel || options.deterministic {
+        return None;
+    }
+    let mut config = base_config(options).ok()?;
+    config.strategy(wasmtime::Strategy::Winch);
+    match Engine::new(&config) {
+        Ok(engine) => {
+            let compat = compat_digest(&engine, options);
+            Some(Baseline { engine, compat })
+        }
+        Err(e) => {
+            tracing::debug!("no baseline compiler here: {e:#}");
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "compiler"))]
+fn make_baseline(_: &EngineOptions) -> Option<Baseline> {
+    None
 }
 
 fn new_engine(config: &Config) -> Result<Engine, EngineError> {

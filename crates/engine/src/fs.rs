@@ -1,4 +1,5 @@
-//! `write_atomic`: the one way wasmbox writes state files — all or nothing, durable once it returns.
+//! `write_atomic`: the one way wasmbox writes state files — all or nothing, durable once it
+//! returns; `write_replace` for files whose every reader verifies them (the compile cache).
 
 use std::io::Write;
 use std::path::Path;
@@ -24,6 +25,22 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
     tmp.persist(path).map_err(|e| e.error)?;
     // The rename is durable only once the directory entry is.
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, without syncing: readers see
+/// the old file or the new one, never a part, but after a power loss the file may be torn or
+/// empty. Only for files that are checked when read (compile-cache entries carry a checksum and
+/// a binding, so a torn entry is recompiled): an fsync of tens of MiB of code costs a first
+/// start hundreds of milliseconds.
+pub fn write_replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ const CAPABILITIES: &[(&str, &str, &[&str], &[&str])] = &[
 /// form is needed; modules are read with wasmparser.
 pub fn inspect(rt: &Runtime, artifact: &Artifact, compiled: Option<&Compiled>) -> Inspection {
     let (imports, exports) = match (compiled, artifact.wasm()) {
-        (Some(Compiled::Component(c)), _) => component_items(rt, c),
+        (Some(Compiled::Component(c)), _) => component_items(c),
         (_, Some(wasm)) if artifact.kind == Kind::Module => module_items(wasm),
         _ => (Vec::new(), Vec::new()),
     };
@@ -163,8 +163,8 @@ fn module_items(wasm: &[u8]) -> (Vec<Item>, Vec<Item>) {
     (imports, exports)
 }
 
-fn component_items(rt: &Runtime, component: &wasmtime::component::Component) -> (Vec<Item>, Vec<Item>) {
-    let engine = rt.engine();
+fn component_items(component: &wasmtime::component::Component) -> (Vec<Item>, Vec<Item>) {
+    let engine = component.engine();
     let ty = component.component_type();
     let describe = |name: &str, item: ComponentItem| {
         let (kind, functions) = match item {

@@ -62,10 +62,8 @@ pub async fn run_observed(
     let guest = Guest { wasi, stable: caps.deterministic.is_some(), work };
     let running = async {
         match compiled {
-            Compiled::Module(m) => run_module(rt, m, guest, limits, stats.clone()).await,
-            Compiled::Component(c) => {
-                run_component(rt, c, guest, Arc::new(caps.net.clone()), limits, stats.clone()).await
-            }
+            Compiled::Module(m) => run_module(m, guest, limits, stats.clone()).await,
+            Compiled::Component(c) => run_component(c, guest, Arc::new(caps.net.clone()), limits, stats.clone()).await,
         }
     };
     CpuTimed { fut: std::pin::pin!(running), stats: &stats }.await
@@ -127,16 +125,10 @@ struct Guest {
     work: Option<Arc<HostWork>>,
 }
 
-async fn run_module(
-    rt: &Runtime,
-    module: &Module,
-    guest: Guest,
-    limits: &Limits,
-    stats: Arc<RunStats>,
-) -> Result<i32, EngineError> {
+async fn run_module(module: &Module, guest: Guest, limits: &Limits, stats: Arc<RunStats>) -> Result<i32, EngineError> {
     let Guest { mut wasi, stable, work } = guest;
-    let engine = rt.engine();
-    let pre = link_module(rt, module, stable)?;
+    let engine = module.engine();
+    let pre = link_module(module, stable)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
     let mut host = ModuleHost { wasi: wasi.build_p1(), limiter };
     // WASI preview 1 descriptors live in the adapter's resource table: the handle budget.
@@ -156,7 +148,6 @@ async fn run_module(
 }
 
 async fn run_component(
-    rt: &Runtime,
     component: &Component,
     guest: Guest,
     net: Arc<NetPolicy>,
@@ -164,8 +155,8 @@ async fn run_component(
     stats: Arc<RunStats>,
 ) -> Result<i32, EngineError> {
     let Guest { mut wasi, stable, work } = guest;
-    let engine = rt.engine();
-    let pre = link_component(rt, component, stable)?;
+    let engine = component.engine();
+    let pre = link_component(component, stable)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
     let mut table = ResourceTable::new();
     table.set_max_capacity(limits.max_handles);
@@ -186,16 +177,16 @@ async fn run_component(
 
 /// Checks that `compiled` links as a WASI command (every import provided, `_start` or
 /// `wasi:cli/run` exported) without running it: what `run` would refuse with 126.
-pub fn preflight(rt: &Runtime, compiled: &Compiled) -> Result<(), EngineError> {
+pub fn preflight(compiled: &Compiled) -> Result<(), EngineError> {
     match compiled {
-        Compiled::Module(m) => link_module(rt, m, false).map(drop),
-        Compiled::Component(c) => link_component(rt, c, false).map(drop),
+        Compiled::Module(m) => link_module(m, false).map(drop),
+        Compiled::Component(c) => link_component(c, false).map(drop),
     }
 }
 
 /// `stable`: directory listings in name order and fixed file times (`--deterministic`).
-fn link_module(rt: &Runtime, module: &Module, stable: bool) -> Result<wasmtime::InstancePre<ModuleHost>, EngineError> {
-    let mut linker = wasmtime::Linker::<ModuleHost>::new(rt.engine());
+fn link_module(module: &Module, stable: bool) -> Result<wasmtime::InstancePre<ModuleHost>, EngineError> {
+    let mut linker = wasmtime::Linker::<ModuleHost>::new(module.engine());
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi).map_err(internal)?;
     if stable {
         shadow_p1(&mut linker, |h| &mut h.wasi).map_err(internal)?;
@@ -209,8 +200,8 @@ fn link_module(rt: &Runtime, module: &Module, stable: bool) -> Result<wasmtime::
     Ok(pre)
 }
 
-fn link_component(rt: &Runtime, component: &Component, stable: bool) -> Result<CommandPre<ComponentHost>, EngineError> {
-    let mut linker = wasmtime::component::Linker::<ComponentHost>::new(rt.engine());
+fn link_component(component: &Component, stable: bool) -> Result<CommandPre<ComponentHost>, EngineError> {
+    let mut linker = wasmtime::component::Linker::<ComponentHost>::new(component.engine());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(internal)?;
     shadow_name_lookup(&mut linker).map_err(EngineError::Internal)?;
     if stable {

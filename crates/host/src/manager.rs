@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use wasmbox_engine::{CompileCache, Compiled, EngineOptions, RunStats, Runtime};
+use wasmbox_engine::{CompileCache, CompileSource, Compiled, Compiler, EngineOptions, RunStats, Runtime};
 
 use crate::db::{Container, Db};
 use crate::error::HostError;
@@ -56,7 +56,8 @@ pub struct Manager {
     plain: Runtime,
     fuel: Runtime,
     cache: CompileCache,
-    compiled: Mutex<HashMap<(String, bool), Compiled>>,
+    /// Shared with the thread that replaces baseline-tier code by optimized code.
+    compiled: Arc<Mutex<HashMap<(String, bool), Compiled>>>,
     /// Code that passed [`Manager::preflight`].
     linked: Mutex<std::collections::HashSet<(String, bool)>>,
     pub(crate) live: Mutex<HashMap<String, Live>>,
@@ -85,7 +86,7 @@ impl Manager {
             plain,
             fuel,
             cache: CompileCache::new(&home.join("cache")),
-            compiled: Mutex::new(HashMap::new()),
+            compiled: Arc::new(Mutex::new(HashMap::new())),
             linked: Mutex::new(Default::default()),
             live: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
@@ -118,9 +119,30 @@ impl Manager {
         }
         let path = Self::wasm_path(&self.home, sha256);
         let artifact = wasmbox_engine::artifact::load(&path)?;
-        let (compiled, _) = wasmbox_engine::compile(self.runtime(fuel), &artifact, Some(&self.cache), false)?;
-        self.compiled.lock().unwrap_or_else(|e| e.into_inner()).insert(key, compiled.clone());
+        let rt = self.runtime(fuel);
+        let (compiled, how) = wasmbox_engine::compile_first(rt, &artifact, Some(&self.cache), false, Compiler::Auto)?;
+        self.compiled.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), compiled.clone());
+        if how == CompileSource::Baseline {
+            self.optimize_later(key, artifact, rt.clone());
+        }
         Ok(compiled)
+    }
+
+    /// Compiles optimized code for baseline-tier `artifact` on a thread of its own; containers
+    /// started once it is ready use it (running ones keep the code they started with).
+    fn optimize_later(&self, key: (String, bool), artifact: wasmbox_engine::Artifact, rt: Runtime) {
+        let (cache, compiled) = (self.cache.clone(), self.compiled.clone());
+        let spawned = std::thread::Builder::new().name("wasmbox-optimize".into()).spawn(move || {
+            match wasmbox_engine::optimize(&rt, &artifact, Some(&cache)) {
+                Ok(optimized) => {
+                    compiled.lock().unwrap_or_else(|e| e.into_inner()).insert(key, optimized);
+                }
+                Err(e) => tracing::warn!(path = %artifact.path.display(), "optimized compile failed; staying on the baseline tier: {e:#}"),
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the optimizing compile: {e}");
+        }
     }
 
     /// Checks once per code and engine that `compiled` links as a WASI command: a missing
@@ -130,7 +152,7 @@ impl Manager {
         if self.linked.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
             return Ok(());
         }
-        wasmbox_engine::preflight(self.runtime(fuel), compiled)?;
+        wasmbox_engine::preflight(compiled)?;
         self.linked.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
         Ok(())
     }

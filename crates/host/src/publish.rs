@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use wasmbox_engine::http::{HttpAllow, HttpHandler, HttpRule};
-use wasmbox_engine::{Capabilities, Compiled, EngineError, GuestOutput, Runtime};
+use wasmbox_engine::{Capabilities, Compiled, EngineError, GuestOutput};
 use wasmbox_http::{LogTarget, Route, Router, ServeOptions};
 
 use crate::manager::EndRequest;
@@ -18,7 +18,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves until an end is requested; the access log goes to the container's log.
 pub(crate) async fn serve(
-    rt: Runtime,
     compiled: Compiled,
     spec: ContainerSpec,
     caps: Capabilities,
@@ -38,7 +37,7 @@ pub(crate) async fn serve(
     limits.timeout = limits.timeout.or(Some(REQUEST_TIMEOUT));
     let live = Arc::new(AtomicUsize::new(0));
     let rules = spec.http_allow.iter().filter_map(|r| r.parse::<HttpRule>().ok()).collect();
-    let handler = HttpHandler::new(&rt, &component, caps, HttpAllow::new(rules), limits, live.clone())?;
+    let handler = HttpHandler::new(&component, caps, HttpAllow::new(rules), limits, live.clone())?;
     let options = ServeOptions::for_app(listen, LogTarget::Sink(log));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

@@ -145,7 +145,7 @@ impl Manager {
         let mut task = if serving {
             let shutdown = end.clone();
             let spec = c.spec.clone();
-            tokio::spawn(async move { crate::publish::serve(rt, compiled, spec, caps, log, shutdown).await })
+            tokio::spawn(async move { crate::publish::serve(compiled, spec, caps, log, shutdown).await })
         } else {
             tokio::spawn(async move { wasmbox_engine::run_observed(&rt, &compiled, &caps, &limits, stats).await })
         };

@@ -131,7 +131,7 @@ impl Job {
         // Precompiled code is loaded only when runwasi took it from its own precompile label.
         let (compiled, how) = wasmbox_engine::compile(&rt, &artifact, None, self.precompiled)?;
         log::info!("{} ready ({how:?})", self.path.display());
-        let listen = compiled.is_http_proxy(&rt).then(|| http_listen(&plan, &self.env)).transpose()?;
+        let listen = compiled.is_http_proxy().then(|| http_listen(&plan, &self.env)).transpose()?;
         let caps = capabilities(&plan, self.env, self.args)?;
         let limits = Limits { memory_bytes: plan.memory_limit.unwrap_or(Limits::DEFAULT_MEMORY), ..Limits::default() };
         if let Some(listen) = listen {
@@ -226,7 +226,7 @@ fn serve(
     };
     let rules = parse_rules::<HttpRule>(&plan.http_allow, HTTP_ALLOW)?;
     let live = Arc::new(AtomicUsize::new(0));
-    let handler = HttpHandler::new(rt, &component, caps, HttpAllow::new(rules), limits, live.clone())?;
+    let handler = HttpHandler::new(&component, caps, HttpAllow::new(rules), limits, live.clone())?;
     let router = Router::new(vec![Route { prefix: "/".into(), handler }]);
     let _ticker = rt.start_ticker();
     // Stopping a server is graceful: in-flight requests finish (up to the drain timeout).

@@ -12,8 +12,8 @@ mod send;
 
 pub use outbound::{HttpAllow, HttpRule};
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
@@ -27,7 +27,6 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capabilities::Capabilities;
-use crate::engine::Runtime;
 use crate::error::{EngineError, LimitHit};
 use crate::limits::{Limits, MemoryLimiter};
 use crate::lookup::{HasNetPolicy, shadow_name_lookup};
@@ -38,6 +37,21 @@ use body::{BodyIdle, IdleTimeout};
 use outbound::OutboundHooks;
 
 pub type ResponseBody = HyperOutgoingBody;
+
+/// Links `component` against WASI 0.2 and `wasi:http`; fails (126) if it is not a proxy.
+fn link(component: &Component) -> Result<ProxyPre<HttpHost>, EngineError> {
+    let mut linker = wasmtime::component::Linker::<HttpHost>::new(component.engine());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(internal)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(internal)?;
+    // Name lookups only for --net-allow's host names, exactly as in `run`.
+    shadow_name_lookup(&mut linker).map_err(EngineError::Internal)?;
+    let pre = linker.instantiate_pre(component).map_err(link_error)?;
+    ProxyPre::new(pre).map_err(|e| {
+        EngineError::NotRunnable(format!(
+            "the component does not export `wasi:http/incoming-handler`: it is not an HTTP component ({e})"
+        ))
+    })
+}
 
 /// Why a request got no response from the guest.
 #[derive(Debug)]
@@ -117,8 +131,9 @@ impl WasiHttpView for HttpHost {
 /// A component ready to answer requests, each in a fresh instance.
 #[derive(Clone)]
 pub struct HttpHandler {
-    rt: Runtime,
-    pre: ProxyPre<HttpHost>,
+    /// The linked component; replaced once when optimized code supersedes the baseline tier
+    /// ([`HttpHandler::upgrade`]). Requests already running keep the code they started with.
+    pre: Arc<RwLock<ProxyPre<HttpHost>>>,
     caps: Arc<Capabilities>,
     allow: Arc<HttpAllow>,
     /// The sockets policy, shared by every request's instance (its names resolved once).
@@ -131,27 +146,23 @@ impl HttpHandler {
     /// Links `component` against WASI 0.2 and `wasi:http`; fails (126) if it is not a proxy.
     /// `live` counts the instances alive at any moment (shared by all handlers of a server).
     pub fn new(
-        rt: &Runtime,
         component: &Component,
         caps: Capabilities,
         allow: HttpAllow,
         limits: Limits,
         live: Arc<AtomicUsize>,
     ) -> Result<Self, EngineError> {
-        let mut linker = wasmtime::component::Linker::<HttpHost>::new(rt.engine());
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(internal)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(internal)?;
-        // Name lookups only for --net-allow's host names, exactly as in `run`.
-        shadow_name_lookup(&mut linker).map_err(EngineError::Internal)?;
-        let pre = linker.instantiate_pre(component).map_err(link_error)?;
-        let pre = ProxyPre::new(pre).map_err(|e| {
-            EngineError::NotRunnable(format!(
-                "the component does not export `wasi:http/incoming-handler`: it is not an HTTP component ({e})"
-            ))
-        })?;
+        let pre = Arc::new(RwLock::new(link(component)?));
         let net = Arc::new(caps.net.clone());
         let limits = Limits { max_handles: limits.http_handles(), ..limits };
-        Ok(HttpHandler { rt: rt.clone(), pre, caps: Arc::new(caps), allow: Arc::new(allow), net, limits, live })
+        Ok(HttpHandler { pre, caps: Arc::new(caps), allow: Arc::new(allow), net, limits, live })
+    }
+
+    /// Serves the next requests with `component` (the same Wasm, optimized code).
+    pub fn upgrade(&self, component: &Component) -> Result<(), EngineError> {
+        let pre = link(component)?;
+        *self.pre.write().unwrap_or_else(|e| e.into_inner()) = pre;
+        Ok(())
     }
 
     /// Answers one request in a fresh instance. The response head comes back as soon as the
@@ -188,7 +199,8 @@ impl HttpHandler {
             hooks: OutboundHooks { allow: self.allow.clone() },
             net: self.net.clone(),
         };
-        let mut store = Store::new(self.rt.engine(), host);
+        let pre = self.pre.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut store = Store::new(pre.engine(), host);
         store.limiter(|h| &mut h.limiter);
         if let Err(e) = arm_limits(&mut store, &self.limits, work, Yielding::AfterIo) {
             return failed(e.to_string());
@@ -202,7 +214,6 @@ impl HttpHandler {
             Ok(o) => o,
             Err(e) => return failed(e.to_string()),
         };
-        let pre = self.pre.clone();
         let limits = self.limits.clone();
         let live = LiveGuard::new(self.live.clone());
         let task = tokio::spawn(async move {

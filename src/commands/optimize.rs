@@ -1,0 +1,90 @@
+//! `wasmbox optimize` (hidden): the background half of a tiered first `run`. The run that
+//! started on Winch's baseline code leaves the Wasm in `$WASMBOX_HOME/cache/pending/` and
+//! starts this process, which compiles it with Cranelift into the compile cache at the lowest
+//! CPU priority, so the next run starts on optimized code.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::Context;
+use clap::Args;
+use wasmbox_engine::{Artifact, EngineOptions, Runtime};
+
+/// Compile pending Wasm into the compile cache (started by `run`; not for users)
+#[derive(Args, Debug)]
+pub struct OptimizeArgs {
+    /// A file in the pending directory, named by the sha256 of its bytes
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+fn pending_dir() -> anyhow::Result<PathBuf> {
+    Ok(crate::home::wasmbox_home()?.join("cache/pending"))
+}
+
+/// Leaves `artifact`'s Wasm for the optimizer and starts it, detached: it outlives this run,
+/// ignores this terminal's Ctrl-C, and prints nothing. Failing to start it costs speed only.
+pub fn spawn(artifact: &Artifact) {
+    if let Err(e) = try_spawn(artifact) {
+        tracing::warn!("cannot start the background compile: {e:#}");
+    }
+}
+
+fn try_spawn(artifact: &Artifact) -> anyhow::Result<()> {
+    let wasm = artifact.wasm().context("precompiled code is not optimized again")?;
+    let dir = pending_dir()?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let path = dir.join(format!("{}.wasm", wasmbox_engine::cache::hex(&super::sha256(wasm))));
+    if !path.is_file() {
+        // Not synced: the optimizer checks the bytes against the name, and drops a torn file.
+        wasmbox_engine::fs::write_replace(&path, wasm)
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    let exe = std::env::current_exe().context("cannot find the wasmbox executable")?;
+    Command::new(exe)
+        .arg("optimize")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("failed to start wasmbox optimize")?;
+    Ok(())
+}
+
+pub fn exec(a: OptimizeArgs) -> anyhow::Result<i32> {
+    // SAFETY: setpriority on this process only; lowest priority, so runs started meanwhile
+    // (and everything else on the machine) come first.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+    let Some(_lock) = lock(&a.file)? else {
+        return Ok(0); // another optimizer has this Wasm
+    };
+    // The file is gone once an optimizer has finished it.
+    let Ok(bytes) = std::fs::read(&a.file) else { return Ok(0) };
+    let name = a.file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if wasmbox_engine::cache::hex(&super::sha256(&bytes)) != name {
+        let _ = std::fs::remove_file(&a.file); // torn by a crash: nothing to finish
+        anyhow::bail!("{} does not hold the Wasm its name says", a.file.display());
+    }
+    let artifact = wasmbox_engine::artifact::from_bytes(&a.file, bytes)?;
+    let cache = super::compile_cache(false)?.context("no compile cache")?;
+    // The same engine settings as the `run` that started this (tiering needs all defaults).
+    let rt = Runtime::new(EngineOptions::default())?;
+    wasmbox_engine::optimize(&rt, &artifact, Some(&cache))?;
+    let _ = std::fs::remove_file(&a.file);
+    Ok(0)
+}
+
+/// An exclusive lock on `file` (held until the returned handle drops), or `None` when another
+/// process holds it.
+fn lock(file: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let Ok(handle) = std::fs::File::open(file) else { return Ok(None) };
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(handle.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Ok(None);
+    }
+    Ok(Some(handle))
+}

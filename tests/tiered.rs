@@ -1,0 +1,96 @@
+//! Tiered first starts (issue 17, target 3): large Wasm that is not in the compile cache runs
+//! at once on Winch's baseline code; Cranelift's optimized code is compiled in the background
+//! and replaces it in the cache, so later runs start on optimized code. `--compiler` chooses.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+fn logged(home: &Home, args: &[&str]) -> Out {
+    Out::from(home.cmd().env("WASMBOX_LOG", "debug").args(args).output().unwrap())
+}
+
+/// `wasm` padded past the tiering threshold, written into `home`.
+fn large(home: &Home, wasm: &[u8], name: &str) -> String {
+    let path = home.path().join(name);
+    std::fs::write(&path, padded(wasm, 1 << 20)).unwrap();
+    path.display().to_string()
+}
+
+/// A WASI command that prints "hello" (Winch compiles all of it; the probes use relaxed SIMD,
+/// which Winch lacks).
+fn hello() -> Vec<u8> {
+    wat::parse_file(wat("hello")).unwrap()
+}
+
+fn pending(home: &Home) -> usize {
+    std::fs::read_dir(home.path().join("cache/pending")).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn a_large_first_run_starts_on_the_baseline_tier_and_the_next_on_optimized_code() {
+    let home = Home::new();
+    let big = large(&home, &hello(), "big.wasm");
+    let first = logged(&home, &["run", &big]);
+    first.code(0).stdout_has("hello").stderr_has("compiled the baseline tier (Winch)");
+    assert!(!first.stderr.contains("compiling (cache miss)"), "Cranelift compiled first: {}", first.stderr);
+    // The background optimizer puts optimized code in the cache and removes its pending Wasm.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while pending(&home) > 0 {
+        assert!(Instant::now() < deadline, "the background compile did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(home.cache_entries().len(), 1, "the optimized entry only: baseline code is not cached");
+    let later = logged(&home, &["run", &big]);
+    later.code(0).stdout_has("hello").stderr_has("compile cache hit");
+    assert!(!later.stderr.contains("baseline"), "still on the baseline tier: {}", later.stderr);
+}
+
+#[test]
+fn what_winch_cannot_compile_starts_on_cranelift() {
+    // The probe uses relaxed SIMD: Winch refuses it, so the first run waits for Cranelift.
+    let home = Home::new();
+    let big = large(&home, &std::fs::read(PROBE_MODULE).unwrap(), "big-probe.wasm");
+    let out = logged(&home, &["run", &big, "hello"]);
+    out.code(0).stdout_has("hello").stderr_has("Winch cannot compile this, using Cranelift");
+    assert_eq!(pending(&home), 0, "nothing left to optimize");
+    assert_eq!(home.cache_entries().len(), 1);
+}
+
+#[test]
+fn small_wasm_no_cache_and_compiler_cranelift_are_not_tiered() {
+    let home = Home::new();
+    let big = large(&home, &hello(), "big.wasm");
+    let small = wat("hello");
+    for args in [vec!["run", &small], vec!["run", "--no-cache", &big], vec!["run", "--compiler", "cranelift", &big]] {
+        let out = logged(&home, &args);
+        out.code(0).stdout_has("hello");
+        assert!(!out.stderr.contains("baseline"), "{args:?} was tiered: {}", out.stderr);
+    }
+    assert_eq!(pending(&home), 0, "nothing left for a background compile");
+}
+
+#[test]
+fn compiler_winch_runs_baseline_code_with_every_limit() {
+    let home = Home::new();
+    let out = logged(&home, &["run", "--compiler", "winch", &wat("hello")]);
+    out.code(0).stdout_has("hello").stderr_has("compiled the baseline tier (Winch)");
+    assert_eq!(pending(&home), 0, "--compiler winch never optimizes");
+    // Here Winch's code is the final code: cached, and found by the next run.
+    assert_eq!(home.cache_entries().len(), 1);
+    let again = logged(&home, &["run", "--compiler", "winch", &wat("hello")]);
+    again.code(0).stdout_has("hello").stderr_has("compile cache hit");
+    // Traps, deadlines (epoch ticks reach the baseline engine) and memory limits still apply.
+    home.run(&["run", "--compiler", "winch", &wat("unreachable")]).code(134).stderr_has("unreachable");
+    let started = Instant::now();
+    home.run(&["run", "--compiler", "winch", "--timeout", "300ms", &wat("loop")]).code(137).stderr_has("timeout");
+    assert!(started.elapsed() < Duration::from_secs(10), "deadline took {:?}", started.elapsed());
+    home.run(&["run", "--compiler", "winch", "-m", "64M", &wat("grow-memory")])
+        .code(134)
+        .stderr_has("memory.grow had been refused");
+    // Where Winch cannot apply, the cause is named (126), not guessed around.
+    home.run(&["run", "--compiler", "winch", "--fuel", "1000000", &wat("hello")])
+        .code(126)
+        .stderr_has("--compiler winch is not available here");
+    home.run(&["run", "--compiler", "fast", &wat("hello")]).code_not(0).stderr_has("unknown compiler `fast`");
+}
