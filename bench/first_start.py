@@ -175,11 +175,13 @@ def main():
     for name, (_, port) in procs.items():
         hey(f"http://127.0.0.1:{port}/", 2)  # warm-up
     for _ in range(args.rounds):
-        for name, (_, port) in procs.items():
+        order = list(procs.items())
+        random.shuffle(order)
+        for name, (_, port) in order:
             rates[name].append(hey(f"http://127.0.0.1:{port}/", args.steady_seconds))
     for proc, _ in procs.values():
         stop(proc)
-    print(f"\nsteady state, hey -c 16 for {args.steady_seconds} s, {args.rounds} alternating rounds\n")
+    print(f"\nsteady state, hey -c 16 for {args.steady_seconds} s, {args.rounds} interleaved rounds (order shuffled)\n")
     print("| server | median req/s | min | max |")
     print("|---|---|---|---|")
     for name, v in rates.items():

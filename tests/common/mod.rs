@@ -68,6 +68,26 @@ impl Home {
     }
 }
 
+/// Tests end by themselves: a daemon a test started in this home (`run -d` starts one) is
+/// killed with it, so no daemon outlives its deleted home.
+impl Drop for Home {
+    fn drop(&mut self) {
+        let Some(pid) =
+            std::fs::read_to_string(self.path().join("wasmbox.lock")).ok().and_then(|s| s.trim().parse::<i32>().ok())
+        else {
+            return;
+        };
+        // Only our daemon: the pid in the lock file may be stale and reused by now.
+        let ours = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+            env.split(|b| *b == 0).any(|v| v == format!("WASMBOX_HOME={}", self.path().display()).as_bytes())
+        });
+        if ours {
+            // SAFETY: SIGKILL to a daemon process started for this test's home.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Out {
     pub code: i32,
