@@ -94,3 +94,26 @@ fn compiler_winch_runs_baseline_code_with_every_limit() {
         .stderr_has("--compiler winch is not available here");
     home.run(&["run", "--compiler", "fast", &wat("hello")]).code_not(0).stderr_has("unknown compiler `fast`");
 }
+
+#[test]
+fn the_background_compile_takes_only_wasm_whose_bytes_match_its_name() {
+    let home = Home::new();
+    let dir = home.path().join("cache/pending");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Bytes under another program's name (swapped or torn): refused, removed, nothing cached.
+    let wrong = dir.join(format!("{}.wasm", "ab".repeat(32)));
+    std::fs::write(&wrong, hello()).unwrap();
+    home.run(&["optimize", wrong.to_str().unwrap()]).code(125).stderr_has("does not hold the Wasm its name says");
+    assert!(!wrong.exists(), "the mismatched file is removed");
+    assert!(home.cache_entries().is_empty());
+    // The right name: compiled into the cache, the pending file removed.
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(hello()).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let right = dir.join(format!("{digest}.wasm"));
+    std::fs::write(&right, hello()).unwrap();
+    home.run(&["optimize", right.to_str().unwrap()]).code(0);
+    assert!(!right.exists());
+    assert_eq!(home.cache_entries().len(), 1);
+}
