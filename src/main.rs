@@ -55,8 +55,6 @@ enum Command {
     System(commands::system::SystemArgs),
     Version(commands::version::VersionArgs),
     Completions(commands::completions::CompletionsArgs),
-    #[command(hide = true)]
-    Optimize(commands::optimize::OptimizeArgs),
 }
 
 /// The clap definition with the version line (`-V`), which is known only at run time.
@@ -75,13 +73,18 @@ fn main() {
         let args = commands::version::VersionArgs { json: false };
         std::process::exit(report::exit_code(commands::version::exec(args)));
     }
+    // The background half of a tiered first run, started by `run` only: not a command users
+    // see (clap_complete would list even a hidden subcommand).
+    if std::env::args().nth(1).as_deref() == Some(commands::optimize::COMMAND) {
+        let file = std::env::args_os().nth(2).map(std::path::PathBuf::from).unwrap_or_default();
+        std::process::exit(report::exit_code(commands::optimize::exec(&file)));
+    }
     let cli = match cli_command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => cli,
         Err(e) => report::clap_error(e),
     };
     let result = match cli.command {
         Command::Run(args) => commands::run::exec(args),
-        Command::Optimize(args) => commands::optimize::exec(args),
         Command::Compile(args) => commands::compile::exec(args),
         Command::Inspect(args) => commands::inspect::exec(args),
         Command::Build(args) => commands::build::exec(args),

@@ -103,7 +103,7 @@ fn the_background_compile_takes_only_wasm_whose_bytes_match_its_name() {
     // Bytes under another program's name (swapped or torn): refused, removed, nothing cached.
     let wrong = dir.join(format!("{}.wasm", "ab".repeat(32)));
     std::fs::write(&wrong, hello()).unwrap();
-    home.run(&["optimize", wrong.to_str().unwrap()]).code(125).stderr_has("does not hold the Wasm its name says");
+    home.run(&["__optimize", wrong.to_str().unwrap()]).code(125).stderr_has("does not hold the Wasm its name says");
     assert!(!wrong.exists(), "the mismatched file is removed");
     assert!(home.cache_entries().is_empty());
     // The right name: compiled into the cache, the pending file removed.
@@ -113,7 +113,16 @@ fn the_background_compile_takes_only_wasm_whose_bytes_match_its_name() {
     };
     let right = dir.join(format!("{digest}.wasm"));
     std::fs::write(&right, hello()).unwrap();
-    home.run(&["optimize", right.to_str().unwrap()]).code(0);
+    home.run(&["__optimize", right.to_str().unwrap()]).code(0);
     assert!(!right.exists());
     assert_eq!(home.cache_entries().len(), 1);
+}
+
+#[test]
+fn the_internal_command_is_not_offered_to_users() {
+    let home = Home::new();
+    assert!(!home.run(&["--help"]).stdout.contains("optimize"));
+    let completions = home.run(&["completions", "bash"]);
+    completions.code(0);
+    assert!(!completions.stdout.contains("optimize"), "completions list the internal command");
 }

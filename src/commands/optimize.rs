@@ -1,4 +1,4 @@
-//! `wasmbox optimize` (hidden): the background half of a tiered first `run`. The run that
+//! `wasmbox __optimize FILE` (internal): the background half of a tiered first `run`. The run that
 //! started on Winch's baseline code leaves the Wasm in `$WASMBOX_HOME/cache/pending/` and
 //! starts this process, which compiles it with Cranelift into the compile cache at the lowest
 //! CPU priority, so the next run starts on optimized code.
@@ -8,16 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::Context;
-use clap::Args;
 use wasmbox_engine::{Artifact, EngineOptions, Runtime};
 
-/// Compile pending Wasm into the compile cache (started by `run`; not for users)
-#[derive(Args, Debug)]
-pub struct OptimizeArgs {
-    /// A file in the pending directory, named by the sha256 of its bytes
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-}
+/// The first argument that makes `wasmbox` this process; the second is a file in the pending
+/// directory, named by the sha256 of its bytes.
+pub const COMMAND: &str = "__optimize";
 
 fn pending_dir() -> anyhow::Result<PathBuf> {
     Ok(crate::home::wasmbox_home()?.join("cache/pending"))
@@ -43,37 +38,37 @@ fn try_spawn(artifact: &Artifact) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe().context("cannot find the wasmbox executable")?;
     Command::new(exe)
-        .arg("optimize")
+        .arg(COMMAND)
         .arg(&path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
-        .context("failed to start wasmbox optimize")?;
+        .context("failed to start the background compile")?;
     Ok(())
 }
 
-pub fn exec(a: OptimizeArgs) -> anyhow::Result<i32> {
+pub fn exec(file: &Path) -> anyhow::Result<i32> {
     // SAFETY: setpriority on this process only; lowest priority, so runs started meanwhile
     // (and everything else on the machine) come first.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
-    let Some(_lock) = lock(&a.file)? else {
+    let Some(_lock) = lock(file)? else {
         return Ok(0); // another optimizer has this Wasm
     };
     // The file is gone once an optimizer has finished it.
-    let Ok(bytes) = std::fs::read(&a.file) else { return Ok(0) };
-    let name = a.file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let Ok(bytes) = std::fs::read(file) else { return Ok(0) };
+    let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     if wasmbox_engine::cache::hex(&super::sha256(&bytes)) != name {
-        let _ = std::fs::remove_file(&a.file); // torn by a crash: nothing to finish
-        anyhow::bail!("{} does not hold the Wasm its name says", a.file.display());
+        let _ = std::fs::remove_file(file); // torn by a crash: nothing to finish
+        anyhow::bail!("{} does not hold the Wasm its name says", file.display());
     }
-    let artifact = wasmbox_engine::artifact::from_bytes(&a.file, bytes)?;
+    let artifact = wasmbox_engine::artifact::from_bytes(file, bytes)?;
     let cache = super::compile_cache(false)?.context("no compile cache")?;
     // The same engine settings as the `run` that started this (tiering needs all defaults).
     let rt = Runtime::new(EngineOptions::default())?;
     wasmbox_engine::optimize(&rt, &artifact, Some(&cache))?;
-    let _ = std::fs::remove_file(&a.file);
+    let _ = std::fs::remove_file(file);
     Ok(0)
 }
 
