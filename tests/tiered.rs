@@ -106,13 +106,19 @@ fn the_background_compile_takes_only_wasm_whose_bytes_match_its_name() {
     home.run(&["__optimize", wrong.to_str().unwrap()]).code(125).stderr_has("does not hold the Wasm its name says");
     assert!(!wrong.exists(), "the mismatched file is removed");
     assert!(home.cache_entries().is_empty());
-    // The right name: compiled into the cache, the pending file removed.
-    let digest: String = {
+    let named = |bytes: &[u8]| {
         use sha2::Digest;
-        sha2::Sha256::digest(hello()).iter().map(|b| format!("{b:02x}")).collect()
+        let digest: String = sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let path = dir.join(format!("{digest}.wasm"));
+        std::fs::write(&path, bytes).unwrap();
+        path
     };
-    let right = dir.join(format!("{digest}.wasm"));
-    std::fs::write(&right, hello()).unwrap();
+    // Wasm that does not compile: the failure would repeat, so the file goes too.
+    let broken = named(b"\0asm\x01\0\0\0not a section");
+    home.run(&["__optimize", broken.to_str().unwrap()]).code_not(0);
+    assert!(!broken.exists(), "a failed compile leaves nothing pending");
+    // The right name: compiled into the cache, the pending file removed.
+    let right = named(&hello());
     home.run(&["__optimize", right.to_str().unwrap()]).code(0);
     assert!(!right.exists());
     assert_eq!(home.cache_entries().len(), 1);

@@ -63,13 +63,19 @@ pub fn exec(file: &Path) -> anyhow::Result<i32> {
         let _ = std::fs::remove_file(file); // torn by a crash: nothing to finish
         anyhow::bail!("{} does not hold the Wasm its name says", file.display());
     }
+    let optimized = optimize(file, bytes);
+    // Done or failed for good (a failure would repeat): either way nothing is left to finish.
+    let _ = std::fs::remove_file(file);
+    optimized.map(|()| 0)
+}
+
+fn optimize(file: &Path, bytes: Vec<u8>) -> anyhow::Result<()> {
     let artifact = wasmbox_engine::artifact::from_bytes(file, bytes)?;
     let cache = super::compile_cache(false)?.context("no compile cache")?;
     // The same engine settings as the `run` that started this (tiering needs all defaults).
     let rt = Runtime::new(EngineOptions::default())?;
     wasmbox_engine::optimize(&rt, &artifact, Some(&cache))?;
-    let _ = std::fs::remove_file(file);
-    Ok(0)
+    Ok(())
 }
 
 /// An exclusive lock on `file` (held until the returned handle drops), or `None` when another
