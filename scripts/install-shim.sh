@@ -26,9 +26,22 @@ if grep -q 'runtimes.wasmbox\]' "$config"; then
 else
     # containerd 2.x (config version 3) moved the CRI runtime settings to another plugin.
     if grep -Eq '^version *= *3' "$config"; then
-        section='plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wasmbox'
+        runtimes='plugins."io.containerd.cri.v1.runtime".containerd.runtimes'
     else
-        section='plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmbox'
+        runtimes='plugins."io.containerd.grpc.v1.cri".containerd.runtimes'
+    fi
+    section="$runtimes.wasmbox"
+    # A `runtimes` table in the file replaces containerd's built-in one, which holds runc: with
+    # only wasmbox in it, the CRI plugin refuses to load ("no corresponding runtime configured
+    # ... runc") and the node runs no pods at all. So runc is written too, unless already there.
+    if ! grep -q 'runtimes.runc\]' "$config"; then
+        cat >> "$config" <<TOML
+
+# containerd's default runtime, restated: a runtimes table replaces the built-in one
+[$runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+TOML
+        echo "kept the runc runtime in $config"
     fi
     cat >> "$config" <<TOML
 

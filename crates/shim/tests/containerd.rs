@@ -189,3 +189,60 @@ fn an_http_component_answers_on_its_port() {
         ctd.remove(&id);
     }
 }
+
+/// Issue 20: a `runtimes` table in containerd's config replaces the built-in one, so a config
+/// naming only wasmbox loses runc and the CRI plugin refuses to load. `install-shim.sh` keeps
+/// runc; containerd's own `config dump` (no root needed) shows what it will run with.
+#[test]
+fn install_shim_keeps_the_runc_runtime_beside_wasmbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/install-shim.sh");
+    let install = || {
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .arg(fixture::SHIM)
+            .env("CONTAINERD_CONFIG", &config)
+            .env("PREFIX", dir.path().join("bin"))
+            .env("NO_RESTART", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(&config).unwrap()
+    };
+    let runtimes = |config_text: &str| {
+        std::fs::write(dir.path().join("check.toml"), config_text).unwrap();
+        let out = std::process::Command::new(fixture::tool("containerd"))
+            .args(["--config", dir.path().join("check.toml").to_str().unwrap(), "config", "dump"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "config dump: {}", String::from_utf8_lossy(&out.stderr));
+        let dump = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut names: Vec<String> = dump
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes."))
+            .filter_map(|rest| rest.strip_suffix(']'))
+            .filter(|name| !name.contains('.'))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    };
+    // The failure this guards against, shown by containerd itself.
+    let only_wasmbox = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.wasmbox]\n  runtime_type = \"io.containerd.wasmbox.v1\"\n";
+    assert_eq!(runtimes(only_wasmbox), ["wasmbox"], "containerd kept runc after all?");
+
+    // No config yet: both runtimes; a second run changes nothing.
+    let first = install();
+    assert_eq!(runtimes(&first), ["runc", "wasmbox"]);
+    assert_eq!(install(), first, "install-shim.sh is idempotent");
+    assert!(dir.path().join("bin/containerd-shim-wasmbox-v1").is_file());
+
+    // A config with its own runc settings keeps them and gets no second runc table.
+    let own = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n    SystemdCgroup = true\n";
+    std::fs::write(&config, own).unwrap();
+    let merged = install();
+    assert_eq!(merged.matches("runtimes.runc]").count(), 1, "{merged}");
+    assert!(merged.contains("SystemdCgroup = true"));
+    assert_eq!(runtimes(&merged), ["runc", "wasmbox"]);
+}
