@@ -132,3 +132,16 @@ fn the_internal_command_is_not_offered_to_users() {
     completions.code(0);
     assert!(!completions.stdout.contains("optimize"), "completions list the internal command");
 }
+
+#[test]
+fn system_df_counts_and_prune_removes_wasm_a_dead_optimizer_left() {
+    let home = Home::new();
+    let dir = home.path().join("cache/pending");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{}.wasm", "cd".repeat(32))), hello()).unwrap();
+    let df: serde_json::Value = serde_json::from_str(&home.run(&["system", "df", "--json"]).stdout).unwrap();
+    assert_eq!(df["compile_cache"]["count"], 1, "{df}");
+    let pruned = home.run(&["system", "prune", "-f"]);
+    pruned.code(0).stdout_has("Deleted compile cache entries: 1");
+    assert_eq!(pending(&home), 0);
+}

@@ -78,6 +78,22 @@ fn optimize(file: &Path, bytes: Vec<u8>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Pending Wasm no optimizer is working on (its optimizer died): removed by `system prune`,
+/// counted by `system df`. Returns the files, each with its size.
+pub fn stale_pending() -> anyhow::Result<Vec<(PathBuf, u64)>> {
+    let Ok(listing) = std::fs::read_dir(pending_dir()?) else { return Ok(Vec::new()) };
+    let mut stale = Vec::new();
+    for entry in listing.filter_map(Result::ok) {
+        let path = entry.path();
+        let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        // A running optimizer holds the lock; `lock` returns None then.
+        if lock(&path)?.is_some() {
+            stale.push((path, bytes));
+        }
+    }
+    Ok(stale)
+}
+
 /// An exclusive lock on `file` (held until the returned handle drops), or `None` when another
 /// process holds it.
 fn lock(file: &Path) -> anyhow::Result<Option<std::fs::File>> {

@@ -27,7 +27,7 @@ pub struct DiskUse {
     pub images: Usage,
     /// Container directories; bytes: their files except logs, plus the Wasm they run.
     pub containers: Usage,
-    /// Compile-cache entries.
+    /// Compile-cache entries, and Wasm pending a background compile.
     pub compile_cache: Usage,
     /// Log files of all containers (current and rotated).
     pub logs: Usage,
@@ -52,7 +52,10 @@ pub fn measure() -> anyhow::Result<DiskUse> {
     }
     containers.bytes += tree_size(&home.join("containers/wasm"));
     let cache = super::compile_cache(false)?.expect("cache enabled");
-    let compile_cache = Usage { count: cache.entries()?.len() as u64, bytes: tree_size(&home.join("cache")) };
+    // Entries, and Wasm waiting for (or left by) a background compile (`cache/pending`).
+    let pending = std::fs::read_dir(home.join("cache/pending")).map(|d| d.count()).unwrap_or(0);
+    let compile_cache =
+        Usage { count: (cache.entries()?.len() + pending) as u64, bytes: tree_size(&home.join("cache")) };
     Ok(DiskUse { images, containers, compile_cache, logs })
 }
 

@@ -2,9 +2,10 @@
 //! and compile-cache entries nothing can use any more, then says what it freed.
 //!
 //! A cache entry is kept when it was compiled by this wasmbox's engine (any setting a run can
-//! use: `--fuel`, `--deterministic`, `--engine pulley`) from the Wasm of a tagged image or of a
-//! container that remains. Entries for loose
-//! `.wasm` files are removed too: the next `run` of such a file compiles it again.
+//! use: `--fuel`, `--deterministic`, `--engine pulley`, `--compiler winch`) from the Wasm of a
+//! tagged image or of a container that remains. Entries for loose
+//! `.wasm` files are removed too: the next `run` of such a file compiles it again. So is Wasm
+//! left in `cache/pending` by a background compile (`__optimize`) whose process died.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
@@ -69,7 +70,18 @@ pub fn exec(a: PruneArgs) -> anyhow::Result<i32> {
             }
         }
     }
+    // `--compiler winch` keeps Winch's code as the final code (no fuel, not deterministic, native).
+    if let Some(baseline) = Runtime::new(EngineOptions::default())?.baseline() {
+        engines.push(baseline.compat);
+    }
     let cache = super::compile_cache(false)?.expect("cache enabled");
+    // Wasm left for a background compile whose process died.
+    for (path, bytes) in super::optimize::stale_pending()? {
+        if std::fs::remove_file(&path).is_ok() {
+            freed.cache_entries += 1;
+            freed.bytes += bytes;
+        }
+    }
     for entry in cache.entries()? {
         let used = entry.binding.is_some_and(|b| wasm.contains(&b.wasm_sha256) && engines.contains(&b.engine));
         if !used && std::fs::remove_file(&entry.path).is_ok() {
