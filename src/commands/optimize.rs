@@ -78,8 +78,9 @@ fn optimize(file: &Path, bytes: Vec<u8>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Pending Wasm no optimizer is working on (its optimizer died): removed by `system prune`,
-/// counted by `system df`. Returns the files, each with its size.
+/// Pending Wasm no optimizer is working on (its optimizer died), for `system prune` to remove,
+/// each with its size. A run that has just left its Wasm and not yet started its optimizer
+/// looks the same; removing that file costs it only the background compile.
 pub fn stale_pending() -> anyhow::Result<Vec<(PathBuf, u64)>> {
     let Ok(listing) = std::fs::read_dir(pending_dir()?) else { return Ok(Vec::new()) };
     let mut stale = Vec::new();
