@@ -13,11 +13,12 @@ sudo=""
 
 # docker-registry + apache2-utils: image tests (a real registry, htpasswd for its auth).
 # protobuf-compiler, libseccomp-dev, pkg-config: the containerd shim's dependencies (runwasi's
-# containerd client is generated with protoc; youki links libseccomp).
+# containerd client and the CRI tests' client are generated with protoc; youki links libseccomp).
+# gcc, libc6-dev: the CRI tests build a static pause program for their pods' sandboxes.
 # python3-venv: a private virtualenv for pinned PyPI tools (wasm-tools).
 # Cross C compilers and C libraries for aarch64/riscv64 (SQLite and ring are C), and qemu-user
 # to run what they build: the edge tests (tests/edge.rs).
-packages=(docker-registry apache2-utils protobuf-compiler libseccomp-dev pkg-config python3 python3-venv
+packages=(docker-registry apache2-utils protobuf-compiler libseccomp-dev pkg-config gcc libc6-dev python3 python3-venv
           gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user-static)
 missing=()
 for p in "${packages[@]}"; do

@@ -6,7 +6,7 @@
 //! stdout and stderr are this process's, which runwasi connected to containerd's pipes. A
 //! `wasi:http/proxy` component is served instead of run. Failures print one line to the
 //! container's stderr and end with wasmbox's exit codes (125 wasmbox failed, 126 cannot run,
-//! 127 not found, 134 trap, 137 limit).
+//! 127 not found, 134 trap, 137 limit; a trap after the memory limit refused growth is 137 too).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,9 +44,11 @@ impl Failure {
 
 impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Failure {
+        let out_of_memory =
+            matches!(&e, EngineError::Limit(LimitHit::Memory(_)) | EngineError::Trap { memory_hit: true, .. });
         // The CLI's hints name CLI flags; in a pod the knob is the spec.
         let hint = match &e {
-            EngineError::Limit(LimitHit::Memory(_)) | EngineError::Trap { memory_hit: true, .. } => {
+            _ if out_of_memory => {
                 Some("raise the container's memory limit (resources.limits.memory, ctr --memory-limit)".into())
             }
             EngineError::NotFound { .. } => Some("the image's entrypoint must name a .wasm file in the image".into()),
@@ -55,7 +57,10 @@ impl From<EngineError> for Failure {
             ),
             _ => e.hint(),
         };
-        Failure { code: e.exit_code(), message: e.to_string(), hint }
+        // A guest its memory limit stopped (growth refused, then a trap) ends as a container the
+        // kernel's OOM killer ended: 137, which the task service reports to CRI as OOMKilled.
+        let code = if out_of_memory { 137 } else { e.exit_code() };
+        Failure { code, message: e.to_string(), hint }
     }
 }
 

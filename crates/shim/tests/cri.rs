@@ -1,0 +1,294 @@
+//! The Kubernetes path: containerd's CRI plugin, driven as kubelet drives it (fixture::cri), runs
+//! pods on the `wasmbox` runtime handler. Needs root, like the other containerd tests.
+
+mod fixture;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fixture::cri::{Container, Cri, Pod, log_lines};
+use fixture::{Containerd, Layout, Registry, push};
+use wasmbox_test_programs::{HTTP_HELLO_COMPONENT, PROBE_COMPONENT, PROBE_MODULE, wat};
+
+/// The RuntimeClass handler docs/kubernetes.md configures.
+const HANDLER: &str = "wasmbox";
+
+/// A registry with the pause image, a containerd running CRI with the documented config, a
+/// client, and a directory for the pods' logs (kubelet's /var/log/pods).
+struct Node {
+    registry: Registry,
+    cri: Cri,
+    logs: tempfile::TempDir,
+    // Dropped last: containerd ends after every client is gone.
+    ctd: Containerd,
+}
+
+impl Node {
+    fn start() -> Node {
+        let registry = Registry::start();
+        let pause = fixture::push_pause(&registry, "pause", "3.9");
+        let ctd = Containerd::start_cri(&registry, &pause);
+        let cri = Cri::connect(&ctd.socket);
+        let logs = tempfile::Builder::new().prefix("wbx-pods").tempdir().unwrap();
+        Node { registry, cri, logs, ctd }
+    }
+
+    fn pod(&mut self, name: &str, annotations: &[(&str, &str)]) -> Pod {
+        self.cri.run_pod(name, HANDLER, annotations, self.logs.path())
+    }
+
+    /// Pushes `wasm` in `layout` and pulls it through CRI (PullImage) for `pod`.
+    fn image(&mut self, pod: &Pod, name: &str, layout: Layout, wasm: &[u8]) -> String {
+        self.image_and_id(pod, name, layout, wasm).0
+    }
+
+    /// The reference, and the image id CRI gives it.
+    fn image_and_id(&mut self, pod: &Pod, name: &str, layout: Layout, wasm: &[u8]) -> (String, String) {
+        let image = push(&self.registry, name, "v1", layout, wasm);
+        let id = self.cri.pull(&image, pod).unwrap_or_else(|e| panic!("PullImage {image} ({layout:?}): {e}"));
+        assert!(id.starts_with("sha256:"), "PullImage {image} gave {id:?}");
+        (image, id)
+    }
+
+    /// Runs a container to its end; its status.
+    fn run_to_end(&mut self, pod: &Pod, c: &Container) -> k8s_cri::v1::ContainerStatus {
+        let id = self.cri.run(pod, c);
+        self.cri.wait_exited(&id, Duration::from_secs(60))
+    }
+}
+
+/// A failed test shows what containerd and the shims logged.
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("containerd log:\n{}", self.ctd.log());
+        }
+    }
+}
+
+fn bytes(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+fn wat_bytes(name: &str) -> Vec<u8> {
+    ::wat::parse_file(wat(name)).unwrap()
+}
+
+fn container(name: &str, image: &str, args: &[&str]) -> Container {
+    Container {
+        name: name.into(),
+        image: image.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// The text of a container's CRI log file on one stream, after checking every line's format.
+fn logged(pod: &Pod, name: &str, stream: &str) -> String {
+    let path = pod.log_dir.join(name).join("0.log");
+    log_lines(&path).into_iter().filter(|(s, _)| s == stream).map(|(_, text)| text + "\n").collect()
+}
+
+fn exited(status: &k8s_cri::v1::ContainerStatus, code: i32, reason: &str, pod: &Pod) {
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (code, reason),
+        "{}: message {:?}; stderr: {}",
+        status.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or("?"),
+        status.message,
+        logged(pod, &status.metadata.as_ref().unwrap().name, "stderr")
+    );
+}
+
+#[test]
+fn a_pod_runs_wasm_images_of_all_three_layouts_with_logs_and_exit_reasons() {
+    let mut node = Node::start();
+    let pod = node.pod("layouts", &[]);
+    let (runwasi, runwasi_id) = node.image_and_id(&pod, "runwasi", Layout::Runwasi, &bytes(PROBE_MODULE));
+    let (tag, tag_id) = node.image_and_id(&pod, "tag", Layout::Tag, &bytes(PROBE_COMPONENT));
+    let compat = node.image(&pod, "compat", Layout::Compat, &bytes(PROBE_COMPONENT));
+
+    // Three Wasm containers in one pod (one shim serves the pod), each with its own log file.
+    // A TAG image has no entrypoint in its config, so the pod spec names one (`command`).
+    let mut tag_hello = container("tag-hello", &tag, &["hello"]);
+    tag_hello.command = vec!["/app.wasm".into()];
+    let hellos =
+        [container("runwasi-hello", &runwasi, &["hello"]), tag_hello, container("compat-hello", &compat, &["hello"])];
+    let ids: Vec<String> = hellos.iter().map(|c| node.cri.run(&pod, c)).collect();
+    for (id, c) in ids.iter().zip(&hellos) {
+        let status = node.cri.wait_exited(id, Duration::from_secs(60));
+        exited(&status, 0, "Completed", &pod);
+        assert_eq!(status.log_path, pod.log_dir.join(&c.name).join("0.log").display().to_string());
+        assert_eq!(logged(&pod, &c.name, "stdout"), "ok\nhello from a wasmbox guest\n", "{}", c.name);
+    }
+
+    // Exit codes and kubelet's reasons: the guest's own code, a trap, the memory limit.
+    let status = node.run_to_end(&pod, &container("exit", &runwasi, &["exit", "42"]));
+    exited(&status, 42, "Error", &pod);
+    let status = node.run_to_end(&pod, &container("trap", &compat, &["panic"]));
+    exited(&status, 134, "Error", &pod);
+    assert!(logged(&pod, "trap", "stderr").contains("wasmbox:"), "{}", logged(&pod, "trap", "stderr"));
+    let (grow, grow_id) = node.image_and_id(&pod, "grow", Layout::Tag, &wat_bytes("grow-memory"));
+    let mut limited = container("limited", &grow, &[]);
+    limited.command = vec!["/app.wasm".into()];
+    limited.memory_limit = Some(64 << 20);
+    let status = node.run_to_end(&pod, &limited);
+    exited(&status, 137, "OOMKilled", &pod);
+    assert!(logged(&pod, "limited", "stderr").contains("memory"), "{}", logged(&pod, "limited", "stderr"));
+    // A container the memory limit did not stop is not OOMKilled, even when it allocates.
+    let mut roomy = container("roomy", &runwasi, &["hello"]);
+    roomy.memory_limit = Some(256 << 20);
+    exited(&node.run_to_end(&pod, &roomy), 0, "Completed", &pod);
+
+    // CRI names an image by its config digest (docs/kubernetes.md): TAG images carry their
+    // layers' digests in the config and stay apart; runwasi-layout images whose configs are
+    // byte-identical (as runwasi's builder writes them) become one image.
+    assert_ne!(grow_id, tag_id);
+    let (_, other_runwasi_id) = node.image_and_id(&pod, "runwasi-other", Layout::Runwasi, &wat_bytes("hello"));
+    assert_eq!(other_runwasi_id, runwasi_id, "CRI told identical configs apart after all");
+    node.cri.remove_pod(&pod);
+}
+
+#[test]
+fn volumes_env_and_pod_annotations_become_the_guests_grants() {
+    let mut node = Node::start();
+    let port = fixture::pong_server(Duration::from_secs(120));
+    let target = format!("127.0.0.1:{port}");
+    let granted = node.pod("granted", &[("wasmbox.dev/net-allow", &target), ("other.example/ignored", "x")]);
+    let image = node.image(&granted, "grants", Layout::Runwasi, &bytes(PROBE_COMPONENT));
+    let data = fixture::host_dir(&[("in.txt", "from the host")]);
+    let out = fixture::host_dir(&[]);
+    let mounts = vec![
+        (data.path().to_path_buf(), "/data".to_string(), true),
+        (out.path().to_path_buf(), "/out".to_string(), false),
+    ];
+    let run = |node: &mut Node, pod: &Pod, name: &str, args: &[&str]| {
+        let mut c = container(name, &image, args);
+        c.mounts = mounts.clone();
+        c.env = vec![("GREETING".into(), "hi there".into())];
+        let status = node.run_to_end(pod, &c);
+        (status.exit_code, logged(pod, name, "stdout"))
+    };
+
+    assert_eq!(run(&mut node, &granted, "read", &["read", "/data/in.txt"]), (0, "ok\nfrom the host\n".into()));
+    // The probe exits 3 when WASI refuses the operation.
+    let (code, text) = run(&mut node, &granted, "write-ro", &["write", "/data/new.txt", "x"]);
+    assert_eq!(code, 3, "wrote into a readOnly volume: {text}");
+    assert!(!data.path().join("new.txt").exists());
+    assert_eq!(run(&mut node, &granted, "write-rw", &["write", "/out/new.txt", "written"]).0, 0);
+    assert_eq!(fixture::read(&out.path().join("new.txt")), "written");
+    let (code, env) = run(&mut node, &granted, "env", &["env"]);
+    assert_eq!(code, 0);
+    assert!(env.contains("GREETING=hi there"), "{env}");
+    for leak in [fixture::HOST_SECRET, "WASMBOX_SHIM_PLAN", "KUBERNETES"] {
+        assert!(!env.contains(leak), "the guest sees {leak}: {env}");
+    }
+    // The image's files and the pod's plumbing (/etc/hosts, /dev/shm…) are outside every grant.
+    for (n, path) in ["/app.wasm", "/etc/hosts", "/dev/shm"].into_iter().enumerate() {
+        let (code, text) = run(&mut node, &granted, &format!("outside-{n}"), &["read", path]);
+        assert_eq!(code, 3, "{path} was readable: {text}");
+    }
+
+    // The pod's wasmbox.dev/net-allow annotation grants the connection; a pod without it has none.
+    assert_eq!(run(&mut node, &granted, "connect", &["connect", &target]), (0, "ok\npong\n".into()));
+    let bare = node.pod("bare", &[]);
+    let (code, text) = run(&mut node, &bare, "connect", &["connect", &target]);
+    assert_eq!(code, 3, "connected without a grant: {text}");
+    node.cri.remove_pod(&granted);
+    node.cri.remove_pod(&bare);
+}
+
+#[test]
+fn stop_container_ends_a_running_guest_and_accepts_one_that_already_exited() {
+    let mut node = Node::start();
+    let pod = node.pod("stops", &[]);
+    let spin = node.image(&pod, "spin", Layout::Runwasi, &wat_bytes("loop"));
+    let id = node.cri.run(&pod, &container("spin", &spin, &[]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(node.cri.status(&id).state, k8s_cri::v1::ContainerState::ContainerRunning as i32);
+    // One shim serves the pod: containerd records the same shim address for its sandbox (pause,
+    // run by youki) and its Wasm container.
+    let tasks = node.ctd.dir.path().join("state/io.containerd.runtime.v2.task/k8s.io");
+    let address = |id: &str| fixture::read(&tasks.join(id).join("address"));
+    assert!(address(&pod.id).starts_with("unix://"), "no shim address for the sandbox: {:?}", address(&pod.id));
+    assert_eq!(address(&id), address(&pod.id), "the container has a shim of its own");
+    let stopping = Instant::now();
+    node.cri.stop(&id, 10).expect("StopContainer of a running guest");
+    assert!(stopping.elapsed() < Duration::from_secs(5), "SIGTERM took {:?}", stopping.elapsed());
+    let status = node.cri.wait_exited(&id, Duration::from_secs(10));
+    // Ended by kubelet's SIGTERM: 143, and not mistaken for an out-of-memory end.
+    exited(&status, 143, "Error", &pod);
+    node.cri.remove(&id);
+
+    // kubelet stops containers that may be ending by themselves; each stop must succeed, like
+    // runc's (containerd takes the shim's "not found" as already stopped).
+    let hello = node.image(&pod, "hello", Layout::Runwasi, &bytes(PROBE_MODULE));
+    for n in 0..8 {
+        let name = format!("short-{n}");
+        let id = node.cri.run(&pod, &container(&name, &hello, &["hello"]));
+        // Staggered so some stops land before the exit, some during, some after.
+        std::thread::sleep(Duration::from_millis(n * 15));
+        node.cri.stop(&id, 2).unwrap_or_else(|e| panic!("StopContainer {name} racing its exit: {e}"));
+        // containerd may answer before its event monitor has recorded the exit (its own
+        // race, the same with runc); kubelet reads the status later, and so does this.
+        let status = node.cri.wait_exited(&id, Duration::from_secs(10));
+        assert!(matches!(status.exit_code, 0 | 143), "{name}: exit {} {}", status.exit_code, status.reason);
+        assert_ne!(status.reason, "OOMKilled", "{name}");
+        node.cri.remove(&id);
+    }
+    node.cri.remove_pod(&pod);
+}
+
+#[test]
+fn an_http_component_serves_in_a_pod_and_removing_the_pod_leaves_nothing() {
+    let mut node = Node::start();
+    let listen = format!("127.0.0.1:{}", fixture::free_port());
+    let pod = node.pod("web", &[("wasmbox.dev/http-listen", &listen)]);
+    let image = node.image(&pod, "web", Layout::Runwasi, &bytes(HTTP_HELLO_COMPONENT));
+    let id = node.cri.run(&pod, &container("web", &image, &[]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut answer = None;
+    while Instant::now() < deadline && answer.is_none() {
+        answer = fixture::registry::http(&listen, "GET", "/", None, &[]).ok();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answer = answer.unwrap_or_else(|| panic!("nothing answered on {listen}; containerd log:\n{}", node.ctd.log()));
+    assert_eq!(answer.status, 200);
+    assert!(!answer.body.is_empty());
+    assert_eq!(node.cri.status(&id).state, k8s_cri::v1::ContainerState::ContainerRunning as i32);
+    // One shim serves the pod: containerd records the same shim address for its sandbox (pause,
+    // run by youki) and its Wasm container.
+    let tasks = node.ctd.dir.path().join("state/io.containerd.runtime.v2.task/k8s.io");
+    let address = |id: &str| fixture::read(&tasks.join(id).join("address"));
+    assert!(address(&pod.id).starts_with("unix://"), "no shim address for the sandbox: {:?}", address(&pod.id));
+    assert_eq!(address(&id), address(&pod.id), "the container has a shim of its own");
+
+    // Deleting the pod: kubelet's StopPodSandbox (which stops its containers) and RemovePodSandbox.
+    node.cri.remove_pod(&pod);
+    assert_eq!(node.cri.listed(), (vec![], vec![]), "CRI still lists the pod's containers or sandbox");
+    assert!(std::net::TcpStream::connect(&listen).is_err(), "{listen} still open");
+    let youki = Path::new("/run/containerd/wasmbox/k8s.io");
+    for left in [youki.join(&id), youki.join(&pod.id)] {
+        assert!(!left.exists(), "{} is left behind", left.display());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !shims_of(&node.ctd.socket).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(shims_of(&node.ctd.socket), Vec::<u32>::new(), "the pod's shim is still running");
+}
+
+/// Pids of wasmbox shims serving this containerd (their command line names its socket).
+fn shims_of(socket: &Path) -> Vec<u32> {
+    let socket = socket.display().to_string();
+    let mut pids = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains("containerd-shim-wasmbox-v1") && cmdline.contains(&socket) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
