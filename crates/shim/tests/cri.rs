@@ -45,7 +45,7 @@ impl Node {
     /// The reference, and the image id CRI gives it.
     fn image_and_id(&mut self, pod: &Pod, name: &str, layout: Layout, wasm: &[u8]) -> (String, String) {
         let image = push(&self.registry, name, "v1", layout, wasm);
-        let id = self.cri.pull(&image, pod).unwrap_or_else(|e| panic!("PullImage {image} ({layout:?}): {e}"));
+        let id = self.cri.pull(&image, Some(pod)).unwrap_or_else(|e| panic!("PullImage {image} ({layout:?}): {e}"));
         assert!(id.starts_with("sha256:"), "PullImage {image} gave {id:?}");
         (image, id)
     }
