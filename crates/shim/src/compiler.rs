@@ -4,8 +4,15 @@
 //! `cache_key`, and hands it back as a layer marked `precompiled` on later starts. The bytes are
 //! wasmbox's compile-cache entries, so the key is the engine's compatibility digest, as in the
 //! compile cache of `wasmbox run`.
+//!
+//! When several pods of a new image start at once, one shim per layer compiles and stores it
+//! (see `claim`); the others run that start from the Wasm. runwasi stores each shim's result
+//! under the same content ref, and a second writer fails the whole load, which made the
+//! container start without its Wasm layers ("executor can't handle spec").
 
 use std::path::Path;
+
+mod claim;
 
 use containerd_shim_wasm::sandbox::context::WasmLayer;
 use containerd_shim_wasm::shim::Compiler;
@@ -30,7 +37,17 @@ impl Compiler for WasmboxCompiler {
         let rt = self.rt.clone();
         let layers = layers.to_vec();
         // Compiling is CPU work; keep it off the shim's async threads.
-        tokio::task::spawn_blocking(move || layers.iter().map(|l| precompile(&rt, l)).collect()).await?
+        tokio::task::spawn_blocking(move || {
+            layers
+                .iter()
+                .map(|l| match claim::layer(l.config.digest().as_ref()) {
+                    Some(_claimed) => precompile(&rt, l),
+                    // Another shim is compiling and storing this layer: run from the Wasm.
+                    None => Ok(None),
+                })
+                .collect()
+        })
+        .await?
     }
 }
 

@@ -149,6 +149,36 @@ fn a_pod_runs_wasm_images_of_all_three_layouts_with_logs_and_exit_reasons() {
     node.cri.remove_pod(&pod);
 }
 
+/// A Deployment's replicas of a new image start together on a node: every one must run, while
+/// only one shim compiles and stores the layer.
+#[test]
+fn pods_of_a_new_image_started_at_once_all_run() {
+    let mut node = Node::start();
+    let image = push(&node.registry, "replicas", "v1", Layout::Runwasi, &bytes(PROBE_MODULE));
+    node.cri.pull(&image, None).expect("PullImage");
+    let socket = node.ctd.socket.clone();
+    let logs = node.logs.path().to_path_buf();
+    let replicas: Vec<_> = (0..4)
+        .map(|n| {
+            let (socket, logs, image) = (socket.clone(), logs.clone(), image.clone());
+            std::thread::spawn(move || {
+                let mut cri = Cri::connect(&socket);
+                let pod = cri.run_pod(&format!("replica-{n}"), HANDLER, &[], &logs);
+                let id = cri.run(&pod, &container("hello", &image, &["hello"]));
+                (cri.wait_exited(&id, Duration::from_secs(60)), pod)
+            })
+        })
+        .collect();
+    for replica in replicas {
+        let (status, pod) = replica.join().unwrap();
+        exited(&status, 0, "Completed", &pod);
+        assert_eq!(logged(&pod, "hello", "stdout"), "ok\nhello from a wasmbox guest\n");
+        node.cri.remove_pod(&pod);
+    }
+    let compiled = node.ctd.log().matches("precompiled layer sha256:").count();
+    assert_eq!(compiled, 1, "the layer was compiled and stored {compiled} times");
+}
+
 #[test]
 fn volumes_env_and_pod_annotations_become_the_guests_grants() {
     let mut node = Node::start();
