@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use fixture::cri::{Container, Cri, Pod, log_lines};
 use fixture::{Containerd, Layout, Registry, push};
-use wasmbox_test_programs::{HTTP_HELLO_COMPONENT, PROBE_COMPONENT, PROBE_MODULE, wat};
+use wasmbox_test_programs::{HTTP_PROBE_COMPONENT, PROBE_COMPONENT, PROBE_MODULE, wat};
 
 /// The RuntimeClass handler docs/kubernetes.md configures.
 const HANDLER: &str = "wasmbox";
@@ -273,8 +273,10 @@ fn stop_container_ends_a_running_guest_and_accepts_one_that_already_exited() {
 fn an_http_component_serves_in_a_pod_and_removing_the_pod_leaves_nothing() {
     let mut node = Node::start();
     let listen = format!("127.0.0.1:{}", fixture::free_port());
-    let pod = node.pod("web", &[("wasmbox.dev/http-listen", &listen)]);
-    let image = node.image(&pod, "web", Layout::Runwasi, &bytes(HTTP_HELLO_COMPONENT));
+    // The registry on loopback doubles as the one upstream the pod may call.
+    let upstream = node.registry.addr.clone();
+    let pod = node.pod("web", &[("wasmbox.dev/http-listen", &listen), ("wasmbox.dev/http-allow", &upstream)]);
+    let image = node.image(&pod, "web", Layout::Runwasi, &bytes(HTTP_PROBE_COMPONENT));
     let id = node.cri.run(&pod, &container("web", &image, &[]));
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut answer = None;
@@ -285,6 +287,16 @@ fn an_http_component_serves_in_a_pod_and_removing_the_pod_leaves_nothing() {
     let answer = answer.unwrap_or_else(|| panic!("nothing answered on {listen}; containerd log:\n{}", node.ctd.log()));
     assert_eq!(answer.status, 200);
     assert!(!answer.body.is_empty());
+    // Outbound wasi:http: the annotation's destination only.
+    let fetch = |url: &str| {
+        let r = fixture::registry::http_with_headers(&listen, "GET", "/fetch", &[("x-fetch-url", url)], b"").unwrap();
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    };
+    let (status, body) = fetch(&format!("http://{upstream}/v2/"));
+    assert_eq!(status, 200, "the allowed upstream: {body}");
+    let (status, body) = fetch("http://127.0.0.1:9/");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("HttpRequestDenied"), "{body}");
     assert_eq!(node.cri.status(&id).state, k8s_cri::v1::ContainerState::ContainerRunning as i32);
     // One shim serves the pod: containerd records the same shim address for its sandbox (pause,
     // run by youki) and its Wasm container.
