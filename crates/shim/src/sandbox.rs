@@ -138,7 +138,8 @@ impl Job {
         log::info!("{} ready ({how:?})", self.path.display());
         let listen = compiled.is_http_proxy().then(|| http_listen(&plan, &self.env)).transpose()?;
         let caps = capabilities(&plan, self.env, self.args)?;
-        let limits = Limits { memory_bytes: plan.memory_limit.unwrap_or(Limits::DEFAULT_MEMORY), ..Limits::default() };
+        let memory_bytes = plan.memory_limit.map(wasm_share).unwrap_or(Limits::DEFAULT_MEMORY);
+        let limits = Limits { memory_bytes, ..Limits::default() };
         if let Some(listen) = listen {
             return serve(&rt, compiled, caps, &plan, limits, listen);
         }
@@ -150,6 +151,18 @@ impl Job {
         Ok(tokio.block_on(wasmbox_engine::run(&rt, &compiled, &caps, &limits))?)
     }
 }
+
+/// What the container's memory limit leaves the guest. The cgroup limit covers the whole
+/// container process (the engine, compiled code, buffers) as well; a guest allowed all of it
+/// would be killed by the kernel before its own limit ever stopped it, and for an HTTP
+/// component one request's allocation bomb would end the whole server. So the guest gets the
+/// limit less what the runtime itself needs (`RUNTIME_RESERVE`, at most half the limit).
+pub fn wasm_share(limit: u64) -> u64 {
+    limit - RUNTIME_RESERVE.min(limit / 2)
+}
+
+/// The container process's own memory besides the guest's (measured: about 20 MiB resident).
+pub const RUNTIME_RESERVE: u64 = 32 << 20;
 
 fn capabilities(plan: &Plan, env: Vec<(String, String)>, args: Vec<String>) -> Result<Capabilities, Failure> {
     let preopens = plan
@@ -247,4 +260,17 @@ fn serve(
     wasmbox_http::serve(router, live, ServeOptions::for_app(listen, LogTarget::Stderr), stop)
         .map_err(|e| Failure::config(format!("cannot serve HTTP on {listen}: {e}")))?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wasm_share;
+
+    #[test]
+    fn the_guest_gets_the_limit_less_the_runtimes_share() {
+        assert_eq!(wasm_share(64 << 20), 32 << 20);
+        assert_eq!(wasm_share(1 << 30), (1 << 30) - (32 << 20));
+        // Small limits keep half for the guest rather than nothing.
+        assert_eq!(wasm_share(16 << 20), 8 << 20);
+    }
 }

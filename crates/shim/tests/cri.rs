@@ -334,3 +334,76 @@ fn shims_of(socket: &Path) -> Vec<u32> {
     }
     pids
 }
+
+/// The RuntimeClass and Deployment of docs/kubernetes.md, as kubelet would turn them into CRI
+/// calls (with an `http-listen` annotation added: a host-network pod must not take the node's
+/// port 8080).
+#[test]
+fn the_documented_runtimeclass_and_deployment_run_through_cri() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/kubernetes.md")).unwrap();
+    let (_, after) = doc.split_once("<!-- cri-deployment -->").expect("the marked Deployment");
+    let yaml = after.split_once("```yaml\n").and_then(|(_, b)| b.split_once("```")).unwrap().0;
+    let objects: Vec<serde_yaml::Value> =
+        serde_yaml::Deserializer::from_str(yaml).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    let kind = |k: &str| objects.iter().find(|o| o["kind"] == k).unwrap_or_else(|| panic!("no {k} in the doc"));
+    let (class, deployment) = (kind("RuntimeClass"), kind("Deployment"));
+    let handler = class["handler"].as_str().unwrap();
+    assert_eq!(deployment["spec"]["template"]["spec"]["runtimeClassName"], class["metadata"]["name"]);
+    assert!(
+        fixture::documented_cri_runtimes().contains(&format!("runtimes.{handler}]")),
+        "the RuntimeClass handler {handler} has no runtime table in the documented config"
+    );
+    let template = &deployment["spec"]["template"];
+    let spec = &template["spec"]["containers"][0];
+    let mut annotations: Vec<(String, String)> = template["metadata"]["annotations"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_string(), v.as_str().unwrap().to_string()))
+        .collect();
+    let listen = format!("127.0.0.1:{}", fixture::free_port());
+    annotations.push(("wasmbox.dev/http-listen".into(), listen.clone()));
+    let memory = spec["resources"]["limits"]["memory"].as_str().unwrap();
+    let memory: i64 = memory.strip_suffix("Mi").expect("a limit in Mi").parse::<i64>().unwrap() << 20;
+    let mount = &spec["volumeMounts"][0];
+    let config = fixture::host_dir(&[("greeting", "hi")]);
+
+    let mut node = Node::start();
+    let annotations: Vec<(&str, &str)> = annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let pod =
+        node.cri.run_pod(deployment["metadata"]["name"].as_str().unwrap(), handler, &annotations, node.logs.path());
+    let image = node.image(&pod, "hello", Layout::Runwasi, &bytes(HTTP_PROBE_COMPONENT));
+    let c = Container {
+        name: spec["name"].as_str().unwrap().into(),
+        image,
+        command: spec["command"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap().into()).collect(),
+        mounts: vec![(
+            config.path().to_path_buf(),
+            mount["mountPath"].as_str().unwrap().into(),
+            mount["readOnly"].as_bool().unwrap(),
+        )],
+        memory_limit: Some(memory),
+        ..Default::default()
+    };
+    let id = node.cri.run(&pod, &c);
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match fixture::registry::http_with_headers(&listen, "GET", path, headers, b"") {
+                Ok(r) => return (r.status, String::from_utf8_lossy(&r.body).into_owned()),
+                Err(e) => assert!(Instant::now() < deadline, "nothing answered on {listen}: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(get("/", &[]).0, 200);
+    // http-allow names api.example.com only: anything else is refused.
+    let (status, body) = get("/fetch", &[("x-fetch-url", "http://127.0.0.1:9/")]);
+    assert_eq!((status, body.contains("HttpRequestDenied")), (502, true), "{body}");
+    // The memory limit bounds each request's instance; the server goes on.
+    let (status, _) = get("/bomb", &[]);
+    assert_eq!(status, 500, "an allocation bomb under a {memory}-byte limit");
+    assert_eq!(get("/", &[]).0, 200);
+    assert_eq!(node.cri.status(&id).state, k8s_cri::v1::ContainerState::ContainerRunning as i32);
+    node.cri.remove_pod(&pod);
+}
