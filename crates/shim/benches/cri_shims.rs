@@ -5,8 +5,8 @@
 //!   probe guest). "cold": the first pod of a fresh containerd, so each shim compiles (and
 //!   stores its precompiled layer); "warm": later pods. Rounds alternate the runtimes.
 //! - memory: N pods at once, each with one idle module (a WASI clock poll); then the PSS and
-//!   RSS of every process containerd's shims run (shim, zygote, pause, the Wasm container),
-//!   per pod, and the time until all N containers ran.
+//!   RSS of the shims and every process they run (zygote, the Wasm container; not the pause
+//!   program, the same for both), per pod, and the time until all N containers ran.
 //!
 //! Not part of the test run: `bench/cri_shims.sh` builds runwasi's shim from a checkout and runs
 //! this (as root) with `cargo bench -p wasmbox-shim --bench cri_shims -- --runwasi SHIM`.
@@ -144,7 +144,7 @@ struct Usage {
 }
 
 /// PSS and RSS of the shims serving the containerd at `socket` (their command lines name it) and
-/// of all their descendants (zygote, pause, the Wasm containers).
+/// of all their descendants (zygote, the Wasm containers) but the pods' pause processes.
 fn usage_of_shims(socket: &Path) -> Usage {
     let socket = socket.display().to_string();
     let mut parents = vec![];
@@ -175,6 +175,10 @@ fn usage_of_shims(socket: &Path) -> Usage {
     }
     let mut usage = Usage::default();
     for pid in inside {
+        // The pods' pause processes are the same program under either runtime.
+        if std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default().starts_with(b"/pause\0") {
+            continue;
+        }
         let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
         let field = |name: &str| {
             rollup
@@ -254,7 +258,7 @@ fn main() {
         |u: Usage| (u.pss_kib as f64 / args.pods as f64 / 1024.0, u.rss_kib as f64 / args.pods as f64 / 1024.0);
     let (a, b) = (per_pod(at_once[0].1), per_pod(at_once[1].1));
     println!(
-        "| PSS per pod ({} pods, all their processes) | {:.2} MiB | {:.2} MiB | {:.2}x |",
+        "| PSS per pod ({} pods: shim, zygote, Wasm container; pause excluded) | {:.2} MiB | {:.2} MiB | {:.2}x |",
         args.pods,
         a.0,
         b.0,
