@@ -8,6 +8,9 @@
 //!   RSS of the shims and every process they run (zygote, the Wasm container; not the pause
 //!   program, the same for both), per pod, and the time until all N containers ran.
 //!
+//! Where the memory goes: `CRI_BENCH_PS=1` prints each measured process (PSS, RSS, command),
+//! `CRI_BENCH_SMAPS=1` with it also its largest private dirty mappings.
+//!
 //! Not part of the test run: `bench/cri_shims.sh` builds runwasi's shim from a checkout and runs
 //! this (as root) with `cargo bench -p wasmbox-shim --bench cri_shims -- --runwasi SHIM`.
 
@@ -187,11 +190,45 @@ fn usage_of_shims(socket: &Path) -> Usage {
                 .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
                 .unwrap_or(0)
         };
+        if std::env::var_os("CRI_BENCH_PS").is_some() {
+            show_process(pid, field("Pss:"), field("Rss:"));
+        }
         usage.processes += 1;
         usage.pss_kib += field("Pss:");
         usage.rss_kib += field("Rss:");
     }
     usage
+}
+
+/// One measured process (CRI_BENCH_PS), and with CRI_BENCH_SMAPS its largest private dirty
+/// mappings.
+fn show_process(pid: u32, pss: u64, rss: u64) {
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmd = String::from_utf8_lossy(&cmd[..cmd.len().min(60)]).replace('\0', " ");
+    eprintln!("{pid} pss {pss} kB rss {rss} kB: {cmd}");
+    if std::env::var_os("CRI_BENCH_SMAPS").is_none() {
+        return;
+    }
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut name = String::new();
+    let mut rows: Vec<(u64, String)> = vec![];
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: the path (or [heap], [stack]) is the sixth field, if any.
+            name = line.split_whitespace().nth(5).unwrap_or("[anon]").to_string();
+        } else if let Some(kb) = line.strip_prefix("Private_Dirty:").and_then(|v| v.split_whitespace().next()) {
+            let kb: u64 = kb.parse().unwrap_or(0);
+            match rows.iter_mut().find(|r| r.1 == name) {
+                Some(row) => row.0 += kb,
+                None => rows.push((kb, name.clone())),
+            }
+        }
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    for (kb, mapping) in rows.iter().take(6) {
+        eprintln!("    {kb} kB private dirty: {mapping}");
+    }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
