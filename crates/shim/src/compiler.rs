@@ -38,14 +38,20 @@ impl Compiler for WasmboxCompiler {
         let layers = layers.to_vec();
         // Compiling is CPU work; keep it off the shim's async threads.
         tokio::task::spawn_blocking(move || {
-            layers
+            let mut claims = Vec::new();
+            let compiled = layers
                 .iter()
                 .map(|l| match claim::layer(l.config.digest().as_ref()) {
-                    Some(_claimed) => precompile(&rt, l),
+                    Some(claimed) => {
+                        claims.push(claimed);
+                        precompile(&rt, l)
+                    }
                     // Another shim is compiling and storing this layer: run from the Wasm.
                     None => Ok(None),
                 })
-                .collect()
+                .collect();
+            claim::hold(claims);
+            compiled
         })
         .await?
     }

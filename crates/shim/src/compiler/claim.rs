@@ -3,7 +3,7 @@
 //! A non-blocking `flock` on `/run/containerd/wasmbox/precompile/<key>.lock`, the key a digest of
 //! containerd's address, the namespace and the layer digest (several containerds may share a
 //! node). runwasi stores the result after `compile` returns, so the lock is held a while longer
-//! (`HOLD`) by a thread; it also goes when the shim process ends.
+//! (`HOLD`) by one thread per `compile` call; it also goes when the shim process ends.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -38,17 +38,17 @@ pub fn layer(digest: &str) -> Option<Claim> {
     }
 }
 
-/// Held while this shim compiles a layer; dropping it keeps the lock `HOLD` longer.
+/// A layer this shim compiles; pass it to `hold` once compiling is done.
 pub struct Claim(Option<File>);
 
-impl Drop for Claim {
-    fn drop(&mut self) {
-        if let Some(file) = self.0.take() {
-            std::thread::spawn(move || {
-                std::thread::sleep(HOLD);
-                drop(file);
-            });
-        }
+/// Keeps the claims of one `compile` call `HOLD` longer, on one thread whatever their number
+/// (an image may have many layers).
+pub fn hold(claims: Vec<Claim>) {
+    if claims.iter().any(|c| c.0.is_some()) {
+        std::thread::spawn(move || {
+            std::thread::sleep(HOLD);
+            drop(claims);
+        });
     }
 }
 
