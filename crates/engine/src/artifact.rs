@@ -126,7 +126,7 @@ pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Artifact, EngineError> 
 }
 
 /// `.wat` text to a Wasm binary.
-#[cfg(feature = "compiler")]
+#[cfg(feature = "cranelift")]
 fn assemble(path: &Path, text: &[u8]) -> Result<Vec<u8>, EngineError> {
     let wasm = wat::parse_bytes(text).map_err(|e| EngineError::Invalid {
         path: path.to_path_buf(),
@@ -137,7 +137,7 @@ fn assemble(path: &Path, text: &[u8]) -> Result<Vec<u8>, EngineError> {
 }
 
 /// Text could only be compiled, and the edge build has no compiler (nor the assembler).
-#[cfg(not(feature = "compiler"))]
+#[cfg(not(feature = "cranelift"))]
 fn assemble(path: &Path, _: &[u8]) -> Result<Vec<u8>, EngineError> {
     Err(EngineError::NoCompiler { path: path.to_path_buf() })
 }

@@ -44,7 +44,7 @@ impl Compiled {
     }
 
     /// wasmtime's serialized form (what the cache and `wasmbox compile` store).
-    #[cfg(feature = "compiler")]
+    #[cfg(feature = "cranelift")]
     pub fn serialize(&self) -> Result<Vec<u8>, EngineError> {
         match self {
             Compiled::Module(m) => m.serialize(),
@@ -126,7 +126,7 @@ pub(crate) fn cached(
 }
 
 /// Compiles Wasm with Cranelift and stores the code in `cache`.
-#[cfg(feature = "compiler")]
+#[cfg(feature = "cranelift")]
 fn compile_wasm(
     rt: &Runtime,
     artifact: &Artifact,
@@ -145,7 +145,7 @@ fn compile_wasm(
 
 /// Writes `compiled` into `cache` under `binding`. A cache that cannot be written costs speed,
 /// not correctness: a warning, no error.
-#[cfg(feature = "compiler")]
+#[cfg(feature = "cranelift")]
 pub(crate) fn store(rt: &Runtime, artifact: &Artifact, compiled: &Compiled, cache: &CompileCache, binding: &Binding) {
     if let Err(e) = compiled.serialize().and_then(|bytes| {
         cache.put(binding, &rt.code_target(), artifact.kind, &bytes).map_err(|e| EngineError::Internal(e.into()))
@@ -155,7 +155,7 @@ pub(crate) fn store(rt: &Runtime, artifact: &Artifact, compiled: &Compiled, cach
 }
 
 /// The edge build has no compiler: Wasm runs only from a cache entry or precompiled code.
-#[cfg(not(feature = "compiler"))]
+#[cfg(not(feature = "cranelift"))]
 fn compile_wasm(
     _: &Runtime,
     artifact: &Artifact,
@@ -167,7 +167,7 @@ fn compile_wasm(
 }
 
 /// Compiles Wasm with `engine`'s compiler.
-#[cfg(feature = "compiler")]
+#[cfg(feature = "cranelift")]
 pub(crate) fn from_wasm(engine: &Engine, artifact: &Artifact, wasm: &[u8]) -> Result<Compiled, EngineError> {
     let invalid = |e: wasmtime::Error| EngineError::Invalid {
         path: artifact.path.clone(),
@@ -180,7 +180,7 @@ pub(crate) fn from_wasm(engine: &Engine, artifact: &Artifact, wasm: &[u8]) -> Re
     })
 }
 
-#[cfg(feature = "compiler")]
+#[cfg(feature = "cranelift")]
 fn what(kind: Kind) -> &'static str {
     match kind {
         Kind::Module => "module",
@@ -216,7 +216,7 @@ pub(crate) fn check_runnable_here(
     }
     // Only an engine with a compiler has wasmtime's compatibility hash to compare; without
     // one, wasmtime's own check at load (CPU features, settings) is what applies.
-    if cfg!(feature = "compiler") && target.native && here.native && bound.engine != rt.compat_digest() {
+    if cfg!(feature = "cranelift") && target.native && here.native && bound.engine != rt.compat_digest() {
         return Err(format!(
             "it needs engine {}, this wasmbox is engine {} (compiled with other settings, e.g. --fuel, or by another wasmbox)",
             short(&bound.engine),
@@ -263,7 +263,7 @@ fn check_cpu_features(payload: &[u8]) -> Result<(), String> {
 /// Compiles `artifact` (Wasm) ahead of time into wasmtime's serialized form for this runtime's
 /// target, which need not be this machine (`compile --target`): the code is produced, not
 /// loaded, so another CPU's code can be made here.
-#[cfg(feature = "compiler")]
+#[cfg(feature = "cranelift")]
 pub fn precompile(rt: &Runtime, artifact: &Artifact) -> Result<Vec<u8>, EngineError> {
     let Code::Wasm(wasm) = &artifact.code else {
         return Err(EngineError::NotWasm {
@@ -284,7 +284,7 @@ pub fn precompile(rt: &Runtime, artifact: &Artifact) -> Result<Vec<u8>, EngineEr
 }
 
 /// The edge build cannot produce code.
-#[cfg(not(feature = "compiler"))]
+#[cfg(not(feature = "cranelift"))]
 pub fn precompile(_: &Runtime, artifact: &Artifact) -> Result<Vec<u8>, EngineError> {
     Err(EngineError::NoCompiler { path: artifact.path.clone() })
 }

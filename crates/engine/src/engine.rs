@@ -131,11 +131,11 @@ fn base_config(options: &EngineOptions) -> Result<Config, EngineError> {
     if options.deterministic {
         // Without a compiler this engine only loads code; whether that code canonicalizes
         // NaNs is recorded in our header and checked before it runs (`check_runnable_here`).
-        #[cfg(feature = "compiler")]
+        #[cfg(feature = "cranelift")]
         config.cranelift_nan_canonicalization(true);
         config.relaxed_simd_deterministic(true);
     }
-    #[cfg(feature = "compiler")]
+    #[cfg(feature = "cranelift")]
     if options.vector && options.target.architecture() == "riscv64" {
         // SAFETY: only compiling is affected; the code's need for V is recorded in it and
         // checked on the device before it runs (wasmtime does not check it on riscv64).
@@ -233,10 +233,10 @@ impl Drop for Ticker {
 
 /// Feeds a `Hash` value into sha256 so the digest is stable across processes (std's hashers
 /// are not guaranteed to be).
-#[cfg(feature = "compiler")]
+#[cfg(feature = "cranelift")]
 struct ShaHasher(Sha256);
 
-#[cfg(feature = "compiler")]
+#[cfg(feature = "cranelift")]
 impl std::hash::Hasher for ShaHasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
@@ -247,7 +247,7 @@ impl std::hash::Hasher for ShaHasher {
     }
 }
 
-#[cfg(feature = "compiler")]
+#[cfg(feature = "cranelift")]
 fn compat_digest(engine: &Engine, _: &EngineOptions) -> [u8; 32] {
     use std::hash::Hash;
     let mut h = ShaHasher(Sha256::new());
@@ -258,7 +258,7 @@ fn compat_digest(engine: &Engine, _: &EngineOptions) -> [u8; 32] {
 /// Without a compiler wasmtime has no compatibility hash. This engine only loads code, and
 /// wasmtime checks every load itself (version, target, CPU features, settings), so the digest
 /// only has to tell this build's engine configurations apart in cache keys.
-#[cfg(not(feature = "compiler"))]
+#[cfg(not(feature = "cranelift"))]
 fn compat_digest(_: &Engine, options: &EngineOptions) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(concat!("wasmbox-engine ", env!("CARGO_PKG_VERSION"), " without compiler\n"));

@@ -9,7 +9,7 @@
 //!   program, the same for both), per pod, and the time until all N containers ran.
 //!
 //! Where the memory goes: `CRI_BENCH_PS=1` prints each measured process (PSS, RSS, command),
-//! `CRI_BENCH_SMAPS=1` with it also its largest private dirty mappings.
+//! `CRI_BENCH_SMAPS=1` the PSS of all measured processes summed per mapping (binary, heap, ...).
 //!
 //! Not part of the test run: `bench/cri_shims.sh` builds runwasi's shim from a checkout and runs
 //! this (as root) with `cargo bench -p wasmbox-shim --bench cri_shims -- --runwasi SHIM`.
@@ -133,6 +133,10 @@ fn many(node: &mut Node, handler: &str, pods: usize) -> (Duration, Usage) {
     // Let lazily touched pages settle before measuring.
     std::thread::sleep(Duration::from_secs(2));
     let usage = usage_of_shims(&node.ctd.socket);
+    if let Some(secs) = std::env::var("CRI_BENCH_HOLD").ok().and_then(|s| s.parse().ok()) {
+        eprintln!("holding {handler} pods {secs} s");
+        std::thread::sleep(Duration::from_secs(secs));
+    }
     for pod in &started {
         node.cri.remove_pod(pod);
     }
@@ -177,6 +181,8 @@ fn usage_of_shims(socket: &Path) -> Usage {
         }
     }
     let mut usage = Usage::default();
+    let mut by_mapping = vec![];
+    let processes = inside.len();
     for pid in inside {
         // The pods' pause processes are the same program under either runtime.
         if std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default().starts_with(b"/pause\0") {
@@ -196,38 +202,41 @@ fn usage_of_shims(socket: &Path) -> Usage {
         usage.processes += 1;
         usage.pss_kib += field("Pss:");
         usage.rss_kib += field("Rss:");
+        if std::env::var_os("CRI_BENCH_SMAPS").is_some() {
+            add_pss_by_mapping(pid, &mut by_mapping);
+        }
+    }
+    by_mapping.sort_by_key(|r| std::cmp::Reverse(r.0));
+    for (kb, mapping) in by_mapping.iter().take(8) {
+        eprintln!("    {kb} kB PSS in {processes} processes: {mapping}");
     }
     usage
 }
 
-/// One measured process (CRI_BENCH_PS), and with CRI_BENCH_SMAPS its largest private dirty
-/// mappings.
+/// One measured process (CRI_BENCH_PS).
 fn show_process(pid: u32, pss: u64, rss: u64) {
     let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let cmd = String::from_utf8_lossy(&cmd[..cmd.len().min(60)]).replace('\0', " ");
     eprintln!("{pid} pss {pss} kB rss {rss} kB: {cmd}");
-    if std::env::var_os("CRI_BENCH_SMAPS").is_none() {
-        return;
-    }
+}
+
+/// Adds a process's PSS per mapping (the file's name, [heap], [stack], or [anon]) to `by_mapping`
+/// (CRI_BENCH_SMAPS): where the memory goes.
+fn add_pss_by_mapping(pid: u32, by_mapping: &mut Vec<(u64, String)>) {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
     let mut name = String::new();
-    let mut rows: Vec<(u64, String)> = vec![];
     for line in smaps.lines() {
         let first = line.split_whitespace().next().unwrap_or("");
         if first.contains('-') && !first.ends_with(':') {
             // A mapping's header: the path (or [heap], [stack]) is the sixth field, if any.
             name = line.split_whitespace().nth(5).unwrap_or("[anon]").to_string();
-        } else if let Some(kb) = line.strip_prefix("Private_Dirty:").and_then(|v| v.split_whitespace().next()) {
+        } else if let Some(kb) = line.strip_prefix("Pss:").and_then(|v| v.split_whitespace().next()) {
             let kb: u64 = kb.parse().unwrap_or(0);
-            match rows.iter_mut().find(|r| r.1 == name) {
+            match by_mapping.iter_mut().find(|r| r.1 == name) {
                 Some(row) => row.0 += kb,
-                None => rows.push((kb, name.clone())),
+                None => by_mapping.push((kb, name.clone())),
             }
         }
-    }
-    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
-    for (kb, mapping) in rows.iter().take(6) {
-        eprintln!("    {kb} kB private dirty: {mapping}");
     }
 }
 

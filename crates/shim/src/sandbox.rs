@@ -9,12 +9,14 @@
 //! 127 not found, 134 trap, 137 limit; a trap after the memory limit refused growth is 137 too).
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use containerd_shim_wasm::sandbox::Sandbox;
 use containerd_shim_wasm::sandbox::context::{RuntimeContext, Source};
+use futures_util::FutureExt;
 use tokio::signal::unix::{SignalKind, signal};
 use wasmbox_engine::http::{HttpAllow, HttpHandler, HttpRule};
 use wasmbox_engine::limits::Limits;
@@ -71,9 +73,7 @@ impl Sandbox for WasmboxSandbox {
         let code = match read_source(&entrypoint.source, &entrypoint.func) {
             Ok((path, bytes, precompiled)) => {
                 let job = Job { plan, env, args: ctx.args().to_vec(), path, bytes, precompiled };
-                // The engine and the HTTP server bring their own tokio runtimes; a thread of
-                // its own keeps them clear of runwasi's.
-                std::thread::spawn(move || job.run()).join().unwrap_or_else(|_| {
+                AssertUnwindSafe(job.run()).catch_unwind().await.unwrap_or_else(|_| {
                     Err(Failure::config("the Wasm runner panicked (a wasmbox bug; see the shim log)".into()))
                 })
             }
@@ -126,7 +126,10 @@ struct Job {
 }
 
 impl Job {
-    fn run(self) -> Result<i32, Failure> {
+    /// Runs on runwasi's runtime in the container process (its `block_on` on the main thread,
+    /// two worker threads): the guest runs on the main thread, the signal watch on a worker.
+    /// No thread or runtime of our own, each of which would cost every pod memory.
+    async fn run(self) -> Result<i32, Failure> {
         let plan = self.plan.map_err(Failure::config)?;
         for skipped in &plan.skipped {
             log::info!("mount not granted: {skipped}");
@@ -141,14 +144,13 @@ impl Job {
         let memory_bytes = plan.memory_limit.map(wasm_share).unwrap_or(Limits::DEFAULT_MEMORY);
         let limits = Limits { memory_bytes, ..Limits::default() };
         if let Some(listen) = listen {
-            return serve(&rt, compiled, caps, &plan, limits, listen);
+            // The HTTP server brings its own tokio runtime, which cannot start inside runwasi's.
+            return std::thread::spawn(move || serve(&rt, compiled, caps, &plan, limits, listen))
+                .join()
+                .unwrap_or_else(|_| Err(Failure::config("the HTTP server panicked (a wasmbox bug)".into())));
         }
         end_on_signals()?;
-        let tokio = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Failure::config(format!("cannot start a runtime: {e}")))?;
-        Ok(tokio.block_on(wasmbox_engine::run(&rt, &compiled, &caps, &limits))?)
+        Ok(wasmbox_engine::run(&rt, &compiled, &caps, &limits).await?)
     }
 }
 
@@ -199,21 +201,16 @@ fn parse_rules<T: std::str::FromStr<Err: std::fmt::Display>>(
 /// for, so without this `ctr task kill` (SIGTERM) would not stop it. WASI has no signals to pass
 /// on: the container ends at once, with the code of a process killed by that signal.
 fn end_on_signals() -> Result<(), Failure> {
-    let watcher = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::config(format!("cannot watch for signals: {e}")))?;
-    let (term, int) = watcher.block_on(async { (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) });
-    let (Ok(mut term), Ok(mut int)) = (term, int) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         return Err(Failure::config("cannot install the SIGTERM and SIGINT handlers".into()));
     };
-    std::thread::spawn(move || {
-        let code = watcher.block_on(async {
-            tokio::select! {
-                _ = term.recv() => 128 + 15,
-                _ = int.recv() => 128 + 2,
-            }
-        });
+    // A worker thread of runwasi's runtime watches, so a guest busy on the main thread is
+    // stopped too.
+    tokio::spawn(async move {
+        let code = tokio::select! {
+            _ = term.recv() => 128 + 15,
+            _ = int.recv() => 128 + 2,
+        };
         std::process::exit(code);
     });
     Ok(())
