@@ -201,6 +201,16 @@ fn log_mem() {
 #[cfg(unix)]
 fn init_zygote_and_logger(debug: bool, config: &Config) {
     zygote::Zygote::init();
+    // wasmbox: the shim's own process keeps one glibc malloc arena. Each of its ~25 threads
+    // (ttrpc handlers, tokio) would otherwise get an arena of its own, ~110 KiB per pod in all
+    // for a process that serves a few requests a second. Set after the zygote is forked, so the
+    // containers (forked from the zygote: a wasi:http server's request threads) keep glibc's
+    // default.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a tunable of this process's allocator.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
+    }
     if config.no_setup_logger {
         return;
     }
