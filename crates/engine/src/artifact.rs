@@ -154,9 +154,57 @@ fn looks_like_text(bytes: &[u8]) -> bool {
     t.starts_with('(') || t.starts_with(";;")
 }
 
+/// Whether Wasm is a component that exports `wasi:http/incoming-handler` (a `wasi:http/proxy`,
+/// served rather than run), read from its binary without compiling it: the containerd shim picks
+/// the engine to compile with from this (see `EngineOptions::uninterruptible`). Only the
+/// component's own exports count, not those of components nested in it.
+pub fn exports_http_handler(wasm: &[u8]) -> bool {
+    use wasmparser::{Parser, Payload};
+    if !Parser::is_component(wasm) {
+        return false;
+    }
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload {
+            Ok(Payload::Version { .. }) => depth += 1,
+            Ok(Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Payload::ComponentExportSection(exports)) if depth == 1 => {
+                if exports.into_iter().flatten().any(|e| e.name.name.starts_with("wasi:http/incoming-handler")) {
+                    return true;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_proxies_are_told_from_their_exports() {
+        let read = |path: &str| std::fs::read(path).unwrap();
+        assert!(exports_http_handler(&read(wasmbox_test_programs::HTTP_HELLO_COMPONENT)));
+        assert!(exports_http_handler(&read(wasmbox_test_programs::HTTP_PROBE_COMPONENT)));
+        assert!(!exports_http_handler(&read(wasmbox_test_programs::PROBE_COMPONENT)), "a wasi:cli/run component");
+        assert!(!exports_http_handler(&read(wasmbox_test_programs::PROBE_MODULE)));
+        assert!(!exports_http_handler(b"\0asm\x0d\0\x01\0garbage"));
+        // An import of the interface does not make a server.
+        let importer = wat::parse_str(
+            r#"(component (import "wasi:http/incoming-handler@0.2.0" (instance)) (export "x" (instance 0)))"#,
+        )
+        .unwrap();
+        assert!(!exports_http_handler(&importer));
+        // Nor does a nested component's export.
+        let nested = wat::parse_str(
+            r#"(component (component (import "i" (instance)) (export "wasi:http/incoming-handler@0.2.0" (instance 0))))"#,
+        )
+        .unwrap();
+        assert!(!exports_http_handler(&nested));
+    }
 
     fn classify(bytes: &[u8]) -> Result<Artifact, EngineError> {
         from_bytes(Path::new("x.wasm"), bytes.to_vec())

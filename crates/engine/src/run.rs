@@ -57,6 +57,11 @@ pub async fn run_observed(
     if limits.fuel.is_some() && !rt.options().fuel {
         return Err(EngineError::Internal(anyhow::anyhow!("--fuel needs an engine created with fuel enabled")));
     }
+    if rt.options().uninterruptible && (limits.fuel.is_some() || limits.timeout.is_some()) {
+        return Err(EngineError::Internal(anyhow::anyhow!(
+            "--timeout and --fuel need epoch checks, which an uninterruptible engine leaves out"
+        )));
+    }
     let mut wasi = build_ctx(caps)?;
     let work = meter_host_work(&mut wasi, limits, caps.deterministic.as_ref());
     let guest = Guest { wasi, stable: caps.deterministic.is_some(), work };
@@ -436,5 +441,21 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(e.exit_code(), 126);
+    }
+
+    #[test]
+    fn an_uninterruptible_engine_runs_but_refuses_a_deadline() {
+        let rt = Runtime::new(crate::EngineOptions { uninterruptible: true, ..Default::default() }).unwrap();
+        let wat = br#"(module (func (export "_start")))"#.to_vec();
+        let artifact = crate::artifact::from_bytes(std::path::Path::new("t.wat"), wat).unwrap();
+        let (compiled, _) = crate::compile(&rt, &artifact, None, false).unwrap();
+        let caps = Capabilities::default();
+        let block_on = |limits: Limits| {
+            let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            tokio.block_on(run(&rt, &compiled, &caps, &limits))
+        };
+        assert_eq!(block_on(Limits::default()).unwrap(), 0);
+        let e = block_on(Limits { timeout: Some(Duration::from_secs(5)), ..Limits::default() }).unwrap_err();
+        assert!(e.to_string().contains("--timeout"), "{e}");
     }
 }

@@ -10,10 +10,58 @@ pub mod plan;
 pub mod sandbox;
 pub mod shim;
 
-use wasmbox_engine::{EngineError, EngineOptions, Runtime};
+use wasmbox_engine::{EngineError, EngineOptions, Runtime, artifact, cache};
 
-/// The one engine configuration of the shim: the compiler and the sandbox must agree on it, or
-/// precompiled layers would not load.
-pub fn runtime() -> Result<Runtime, EngineError> {
-    Runtime::new(EngineOptions::default())
+/// The shim's engine for a guest; the compiler and the sandbox must agree on it, or precompiled
+/// layers would not load. A `wasi:http/proxy` component is served: many requests' guests share
+/// the server's threads and take turns on epoch ticks, so its code has epoch checks. Any other
+/// guest runs alone in its container and is stopped by ending the process, so its code is
+/// compiled without them (`EngineOptions::uninterruptible`): a faster first start and faster
+/// code. runwasi's shims compile without them too.
+pub fn runtime(serves_http: bool) -> Result<Runtime, EngineError> {
+    Runtime::new(EngineOptions { uninterruptible: !serves_http, ..EngineOptions::default() })
+}
+
+/// The engine for an image layer: for Wasm, by its exports; for a layer the shim precompiled,
+/// the engine that compiled it (its entry's header names it).
+pub fn runtime_for(layer: &[u8]) -> Result<Runtime, EngineError> {
+    match cache::decode_entry(layer) {
+        Ok(entry) => {
+            let alone = runtime(false)?;
+            if entry.binding.engine == alone.compat_digest() { Ok(alone) } else { runtime(true) }
+        }
+        Err(_) => runtime(artifact::exports_http_handler(layer)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(path: &str) -> Vec<u8> {
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn only_http_servers_get_epoch_checks() {
+        let served = runtime_for(&read(wasmbox_test_programs::HTTP_HELLO_COMPONENT)).unwrap();
+        assert!(!served.options().uninterruptible);
+        for alone in [wasmbox_test_programs::PROBE_MODULE, wasmbox_test_programs::PROBE_COMPONENT] {
+            assert!(runtime_for(&read(alone)).unwrap().options().uninterruptible, "{alone}");
+        }
+        assert_ne!(runtime(true).unwrap().compat_digest(), runtime(false).unwrap().compat_digest());
+    }
+
+    #[test]
+    fn a_precompiled_layer_gets_the_engine_that_compiled_it() {
+        for (guest, serves_http) in
+            [(wasmbox_test_programs::PROBE_MODULE, false), (wasmbox_test_programs::HTTP_HELLO_COMPONENT, true)]
+        {
+            let layer = crate::compiler::precompile_bytes("layer", read(guest)).unwrap().unwrap();
+            let rt = runtime_for(&layer).unwrap();
+            assert_eq!(rt.options().uninterruptible, !serves_http, "{guest}");
+            let artifact = artifact::from_bytes(std::path::Path::new("layer"), layer).unwrap();
+            wasmbox_engine::compile(&rt, &artifact, None, true).unwrap();
+        }
+    }
 }

@@ -134,7 +134,7 @@ impl Job {
         for skipped in &plan.skipped {
             log::info!("mount not granted: {skipped}");
         }
-        let rt = crate::runtime()?;
+        let rt = crate::runtime_for(&self.bytes)?;
         let artifact = artifact::from_bytes(&self.path, self.bytes)?;
         // Precompiled code is loaded only when runwasi took it from its own precompile label.
         let (compiled, how) = wasmbox_engine::compile(&rt, &artifact, None, self.precompiled)?;
