@@ -92,7 +92,7 @@ pub fn precompile_bytes(name: &str, bytes: Vec<u8>) -> anyhow::Result<Option<Vec
     let Some(wasm) = artifact.wasm() else {
         return Ok(None);
     };
-    let rt = crate::runtime_for(wasm)?;
+    let rt = crate::runtime_for(&artifact)?;
     let binding = wasmbox_engine::compile::binding(&rt, wasm);
     let (compiled, _) = wasmbox_engine::compile(&rt, &artifact, None, false)?;
     log::info!("precompiled layer {name} ({size} bytes of Wasm)");

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod sandbox;
 pub mod shim;
 
+use wasmbox_engine::artifact::{Artifact, Code};
 use wasmbox_engine::{EngineError, EngineOptions, Runtime, artifact, cache};
 
 /// The shim's engine for a guest; the compiler and the sandbox must agree on it, or precompiled
@@ -22,15 +23,16 @@ pub fn runtime(serves_http: bool) -> Result<Runtime, EngineError> {
     Runtime::new(EngineOptions { uninterruptible: !serves_http, ..EngineOptions::default() })
 }
 
-/// The engine for an image layer: for Wasm, by its exports; for a layer the shim precompiled,
-/// the engine that compiled it (its entry's header names it).
-pub fn runtime_for(layer: &[u8]) -> Result<Runtime, EngineError> {
-    match cache::decode_entry(layer) {
-        Ok(entry) => {
+/// The engine for an image layer: for Wasm (or text, once assembled), by its exports; for a
+/// layer the shim precompiled, the engine that compiled it (its entry's header names it).
+pub fn runtime_for(layer: &Artifact) -> Result<Runtime, EngineError> {
+    match &layer.code {
+        Code::Wasm(wasm) => runtime(artifact::exports_http_handler(wasm)),
+        Code::Precompiled(entry) => {
             let alone = runtime(false)?;
-            if entry.binding.engine == alone.compat_digest() { Ok(alone) } else { runtime(true) }
+            let compiled_by = cache::decode_entry(entry).map(|e| e.binding.engine);
+            if compiled_by == Ok(alone.compat_digest()) { Ok(alone) } else { runtime(true) }
         }
-        Err(_) => runtime(artifact::exports_http_handler(layer)),
     }
 }
 
@@ -42,13 +44,20 @@ mod tests {
         std::fs::read(path).unwrap()
     }
 
+    fn layer(bytes: Vec<u8>) -> Artifact {
+        artifact::from_bytes(std::path::Path::new("layer"), bytes).unwrap()
+    }
+
     #[test]
     fn only_http_servers_get_epoch_checks() {
-        let served = runtime_for(&read(wasmbox_test_programs::HTTP_HELLO_COMPONENT)).unwrap();
+        let served = runtime_for(&layer(read(wasmbox_test_programs::HTTP_HELLO_COMPONENT))).unwrap();
         assert!(!served.options().uninterruptible);
         for alone in [wasmbox_test_programs::PROBE_MODULE, wasmbox_test_programs::PROBE_COMPONENT] {
-            assert!(runtime_for(&read(alone)).unwrap().options().uninterruptible, "{alone}");
+            assert!(runtime_for(&layer(read(alone))).unwrap().options().uninterruptible, "{alone}");
         }
+        // Text is classified by the binary it assembles to.
+        let text = br#"(component (import "i" (instance)) (export "wasi:http/incoming-handler@0.2.0" (instance 0)))"#;
+        assert!(!runtime_for(&layer(text.to_vec())).unwrap().options().uninterruptible);
         assert_ne!(runtime(true).unwrap().compat_digest(), runtime(false).unwrap().compat_digest());
     }
 
@@ -57,11 +66,10 @@ mod tests {
         for (guest, serves_http) in
             [(wasmbox_test_programs::PROBE_MODULE, false), (wasmbox_test_programs::HTTP_HELLO_COMPONENT, true)]
         {
-            let layer = crate::compiler::precompile_bytes("layer", read(guest)).unwrap().unwrap();
-            let rt = runtime_for(&layer).unwrap();
+            let entry = layer(crate::compiler::precompile_bytes("layer", read(guest)).unwrap().unwrap());
+            let rt = runtime_for(&entry).unwrap();
             assert_eq!(rt.options().uninterruptible, !serves_http, "{guest}");
-            let artifact = artifact::from_bytes(std::path::Path::new("layer"), layer).unwrap();
-            wasmbox_engine::compile(&rt, &artifact, None, true).unwrap();
+            wasmbox_engine::compile(&rt, &entry, None, true).unwrap();
         }
     }
 }

@@ -134,8 +134,8 @@ impl Job {
         for skipped in &plan.skipped {
             log::info!("mount not granted: {skipped}");
         }
-        let rt = crate::runtime_for(&self.bytes)?;
         let artifact = artifact::from_bytes(&self.path, self.bytes)?;
+        let rt = crate::runtime_for(&artifact)?;
         // Precompiled code is loaded only when runwasi took it from its own precompile label.
         let (compiled, how) = wasmbox_engine::compile(&rt, &artifact, None, self.precompiled)?;
         log::info!("{} ready ({how:?})", self.path.display());
