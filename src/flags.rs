@@ -27,6 +27,30 @@ pub struct GrantArgs {
     /// Allow sockets to HOST:PORT, IP[:PORT] or CIDR[:PORT], and lookups of allowed host names
     #[arg(long = "net-allow", value_name = "SPEC", value_parser = |s: &str| s.parse::<NetRule>())]
     pub net_allow: Vec<NetRule>,
+
+    /// Grant an ONNX model to WASI-NN's load-by-name as NAME: SOURCE is an .onnx file or a
+    /// model image (repeatable)
+    #[arg(long = "nn-model", value_name = "NAME=SOURCE", value_parser = parse_nn_model)]
+    pub nn_models: Vec<(String, String)>,
+
+    /// Allow the guest to supply model bytes itself (WASI-NN load), up to SIZE [default: 64M]
+    #[arg(long = "nn-allow-load", value_name = "SIZE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "64M", value_parser = parse_size)]
+    pub nn_allow_load: Option<u64>,
+}
+
+/// `NAME=SOURCE` of `--nn-model`: NAME is what the guest asks for.
+pub fn parse_nn_model(spec: &str) -> Result<(String, String), String> {
+    let Some((name, source)) = spec.split_once('=') else {
+        return Err(format!("invalid --nn-model `{spec}` (expected NAME=SOURCE, e.g. digits=./digits.onnx)"));
+    };
+    if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()) {
+        return Err(format!("invalid --nn-model name `{name}` (1 to 128 printable characters)"));
+    }
+    if source.is_empty() || source.contains('\0') {
+        return Err(format!("invalid --nn-model `{spec}`: empty SOURCE"));
+    }
+    Ok((name.to_string(), source.to_string()))
 }
 
 #[derive(Args, Debug, Clone)]

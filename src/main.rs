@@ -5,6 +5,7 @@ mod daemon_client;
 mod flags;
 mod format;
 mod home;
+mod nn_grants;
 mod progress;
 mod receipt;
 mod report;

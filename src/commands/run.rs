@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use wasmbox_engine::units::parse_size;
 use wasmbox_engine::{Capabilities, CompileSource, Compiler, EngineOptions, Limits, Runtime};
-use wasmbox_host::{ContainerSpec, DirGrant, RestartPolicy};
+use wasmbox_host::{ContainerSpec, DirGrant, NnModelGrant, RestartPolicy};
 
 use crate::flags::{GrantArgs, LimitArgs};
 use crate::requests;
@@ -164,6 +164,7 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     let base_env: Vec<(String, String)> =
         app.map(|app| app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
     let mut caps = a.grants.capabilities(argv, &base_env)?;
+    caps.nn = crate::nn_grants::resolve(&a.grants)?;
     if let Some(app) = app {
         if a.grant_requested {
             let granted = requests::grant(&app.capabilities, &mut caps);
@@ -297,6 +298,16 @@ fn detach(
         publish: d.publish.map(|p| p.to_string()),
         http_allow: d.http_allow.clone(),
         image: source.origin(),
+        nn_models: a
+            .grants
+            .nn_models
+            .iter()
+            .map(|(name, source)| {
+                let path = crate::nn_grants::model_file(name, source)?;
+                anyhow::Ok(NnModelGrant { name: name.clone(), path })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        nn_allow_load: caps.nn.allow_load,
     };
     let body = serde_json::to_vec(&spec)?;
     let container: wasmbox_host::Container = super::block_on(async {

@@ -218,6 +218,7 @@ fn plan_single(a: &ServeArgs, path: &Path, dir_app: Option<&App>) -> anyhow::Res
     let label = path.display().to_string();
     let mut caps = a.grants.capabilities(vec![label.clone()], &base_env)?;
     caps.stdin = Stdin::Null;
+    caps.nn = crate::nn_grants::resolve(&a.grants)?;
     if let Some(app) = &app {
         let mut missing = requests::missing(&app.capabilities, &caps);
         for spec in &app.capabilities.http {
@@ -256,6 +257,14 @@ fn plan_route(a: &ServeArgs, dir: &Path, app: &App, route: &AppRoute) -> anyhow:
     env.extend(route.grants.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut caps = a.grants.capabilities(vec![route.wasm.clone()], &env)?;
     caps.stdin = Stdin::Null;
+    let mut nn = a.grants.clone();
+    for (name, model) in &route.grants.nn {
+        // The flags' grant of a name wins over the route's.
+        if !nn.nn_models.iter().any(|(n, _)| n == name) {
+            nn.nn_models.push((name.clone(), dir.join(model).display().to_string()));
+        }
+    }
+    caps.nn = crate::nn_grants::resolve(&nn).with_context(|| format!("route {}", route.path))?;
     for spec in &route.grants.dirs {
         let mut preopen = Preopen::parse(spec).map_err(anyhow::Error::msg)?;
         if preopen.host.is_relative() {

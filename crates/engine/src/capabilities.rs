@@ -2,7 +2,7 @@
 //!
 //! `Capabilities::default()` grants **nothing**: no preopened directories, no environment
 //! variables, no arguments beyond the program name, no network (no sockets, no name lookups),
-//! no current directory. Stdio is the one default grant: stdin, stdout and stderr are the
+//! no current directory, no inference models. Stdio is the one default grant: stdin, stdout and stderr are the
 //! caller's, as with `docker run -i`. The one function that turns this into a WASI context is
 //! [`crate::wasi::build_ctx`].
 
@@ -97,6 +97,8 @@ pub struct Capabilities {
     pub output: Output,
     /// `--deterministic`: fixed clocks and seeded random data instead of the host's.
     pub deterministic: Option<crate::determinism::Determinism>,
+    /// WASI-NN: models by name, and whether guest-supplied models are allowed. Default: none.
+    pub nn: crate::nn::NnGrants,
 }
 
 #[cfg(test)]

@@ -75,6 +75,14 @@ pub enum EngineError {
     #[error("{0}")]
     NotRunnable(String),
 
+    /// `--nn-model NAME=SOURCE` named neither a file nor a stored or pullable model image.
+    #[error("--nn-model {name}={model}: no such model file or image")]
+    ModelNotFound { name: String, model: String },
+
+    /// `--nn-model NAME=SOURCE` is not a model the backend can load.
+    #[error("--nn-model {name}={model}: {reason}")]
+    BadModel { name: String, model: String, reason: String },
+
     /// The guest trapped; `memory_hit` when a growth had been refused at the memory limit
     /// before (an allocator that aborts on failure traps this way).
     #[error("guest trapped: {message}{backtrace}")]
@@ -98,14 +106,15 @@ impl EngineError {
     /// The `wasmbox run` exit code for this failure (see the table in README.md).
     pub fn exit_code(&self) -> i32 {
         match self {
-            EngineError::NotFound { .. } => 127,
+            EngineError::NotFound { .. } | EngineError::ModelNotFound { .. } => 127,
             EngineError::NotWasm { .. }
             | EngineError::Invalid { .. }
             | EngineError::PrecompiledNotAllowed { .. }
             | EngineError::PrecompiledIncompatible { .. }
             | EngineError::NoCompiler { .. }
             | EngineError::MissingImport { .. }
-            | EngineError::NotRunnable(_) => 126,
+            | EngineError::NotRunnable(_)
+            | EngineError::BadModel { .. } => 126,
             EngineError::Trap { .. } => 134,
             EngineError::Limit(_) => 137,
             EngineError::Read { .. } | EngineError::Grant { .. } | EngineError::Internal(_) => 125,
@@ -127,6 +136,10 @@ impl EngineError {
                 arch = std::env::consts::ARCH
             )),
             EngineError::MissingImport { hint, .. } => hint.clone(),
+            EngineError::ModelNotFound { .. } => Some(
+                "SOURCE is an .onnx file or a model image (`wasmbox build -t NAME model.onnx`, `wasmbox pull`)".into(),
+            ),
+            EngineError::BadModel { .. } => Some("wasmbox runs ONNX models (opset 1 to 21, tract's operators)".into()),
             EngineError::Limit(LimitHit::Memory(_)) | EngineError::Trap { memory_hit: true, .. } => {
                 Some("raise the limit with -m/--memory, e.g. -m 2G".into())
             }

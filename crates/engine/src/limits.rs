@@ -4,7 +4,7 @@
 //! escape the limit by declaring many small memories.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::run::RunStats;
@@ -61,24 +61,31 @@ pub const TABLE_ELEMENT_BYTES: u64 = 8;
 /// Tracks one container's memory total and refuses growth past it.
 ///
 /// Growth past the limit fails the way Wasm says it fails (`memory.grow` returns -1), and
-/// `hit` records it, so a guest that then traps is reported as stopped by the memory limit.
+/// [`MemoryLimiter::hit`] records it, so a guest that then traps is reported as stopped by the
+/// memory limit. Host memory held for the guest ([`HostMemory`]: WASI-NN tensors) is charged to
+/// the same total.
 #[derive(Debug)]
 pub struct MemoryLimiter {
     limit: u64,
-    used: u64,
+    account: Arc<Account>,
     max_instances: usize,
-    pub hit: bool,
     /// Where the current total is published for `stats`, if anyone watches.
     stats: Option<Arc<RunStats>>,
+}
+
+/// One container's memory total, shared by its limiter and its host-side charges.
+#[derive(Debug, Default)]
+struct Account {
+    used: AtomicU64,
+    hit: AtomicBool,
 }
 
 impl MemoryLimiter {
     pub fn new(limits: &Limits) -> Self {
         MemoryLimiter {
             limit: limits.memory_bytes,
-            used: 0,
+            account: Arc::default(),
             max_instances: limits.max_instances,
-            hit: false,
             stats: None,
         }
     }
@@ -88,20 +95,68 @@ impl MemoryLimiter {
         MemoryLimiter { stats: Some(stats), ..MemoryLimiter::new(limits) }
     }
 
+    /// Whether anything was refused for going past the limit.
+    pub fn hit(&self) -> bool {
+        self.account.hit.load(Ordering::Relaxed)
+    }
+
+    /// The handle host code uses to charge what it holds for this container.
+    pub fn host_memory(&self) -> HostMemory {
+        HostMemory { limit: self.limit, account: self.account.clone(), stats: self.stats.clone() }
+    }
+
     fn grow(&mut self, current: u64, desired: u64) -> bool {
         let extra = desired.saturating_sub(current);
-        match self.used.checked_add(extra) {
-            Some(total) if total <= self.limit => {
-                self.used = total;
-                if let Some(stats) = &self.stats {
-                    stats.memory_bytes.store(total, Ordering::Relaxed);
-                }
+        self.host_memory().try_charge(extra) || {
+            self.account.hit.store(true, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// Host memory held on a container's behalf, counted against its memory limit.
+#[derive(Debug, Clone)]
+pub struct HostMemory {
+    limit: u64,
+    account: Arc<Account>,
+    stats: Option<Arc<RunStats>>,
+}
+
+impl HostMemory {
+    /// Charges `bytes` if they fit under the limit; false (and nothing charged) if not.
+    pub fn try_charge(&self, bytes: u64) -> bool {
+        let limit = self.limit;
+        let charged = self.account.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+            used.checked_add(bytes).filter(|total| *total <= limit)
+        });
+        match charged {
+            Ok(before) => {
+                self.publish(before + bytes);
                 true
             }
-            _ => {
-                self.hit = true;
-                false
-            }
+            Err(_) => false,
+        }
+    }
+
+    /// Gives back `bytes` charged earlier.
+    pub fn release(&self, bytes: u64) {
+        let before = self
+            .account
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| Some(used.saturating_sub(bytes)))
+            .unwrap_or(0);
+        self.publish(before.saturating_sub(bytes));
+    }
+
+    /// Records that the container was stopped for holding too much (its outcome is then the
+    /// memory limit, 137).
+    pub fn mark_hit(&self) {
+        self.account.hit.store(true, Ordering::Relaxed);
+    }
+
+    fn publish(&self, total: u64) {
+        if let Some(stats) = &self.stats {
+            stats.memory_bytes.store(total, Ordering::Relaxed);
         }
     }
 }
@@ -138,10 +193,23 @@ mod tests {
     fn total_is_shared_across_memories_and_tables() {
         let mut l = MemoryLimiter::new(&Limits { memory_bytes: 100, ..Limits::default() });
         assert!(l.memory_growing(0, 60, None).unwrap());
-        assert!(!l.hit);
+        assert!(!l.hit());
         assert!(!l.memory_growing(0, 60, None).unwrap(), "second memory must not fit");
-        assert!(l.hit);
+        assert!(l.hit());
         assert!(l.table_growing(0, 5, None).unwrap(), "40 bytes of table fit beside 60 of memory");
         assert!(!l.table_growing(5, 6, None).unwrap());
+    }
+
+    #[test]
+    fn host_memory_shares_the_total() {
+        let mut l = MemoryLimiter::new(&Limits { memory_bytes: 100, ..Limits::default() });
+        let host = l.host_memory();
+        assert!(host.try_charge(70));
+        assert!(!l.memory_growing(0, 40, None).unwrap(), "the host's 70 bytes count");
+        assert!(!host.try_charge(31));
+        host.release(70);
+        assert!(l.memory_growing(0, 40, None).unwrap());
+        host.release(1000);
+        assert!(host.try_charge(100), "a release never goes below zero");
     }
 }

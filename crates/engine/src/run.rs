@@ -64,7 +64,7 @@ pub async fn run_observed(
     }
     let mut wasi = build_ctx(caps)?;
     let work = meter_host_work(&mut wasi, limits, caps.deterministic.as_ref());
-    let guest = Guest { wasi, stable: caps.deterministic.is_some(), work };
+    let guest = Guest { wasi, stable: caps.deterministic.is_some(), work, nn: Arc::new(caps.nn.clone()) };
     let running = async {
         match compiled {
             Compiled::Module(m) => run_module(m, guest, limits, stats.clone()).await,
@@ -94,6 +94,8 @@ impl<F: Future> Future for CpuTimed<'_, F> {
 struct ModuleHost {
     wasi: WasiP1Ctx,
     limiter: MemoryLimiter,
+    #[cfg(feature = "nn")]
+    nn: crate::nn::NnState,
 }
 
 struct ComponentHost {
@@ -102,6 +104,8 @@ struct ComponentHost {
     limiter: MemoryLimiter,
     net: Arc<NetPolicy>,
     listings: Listings,
+    #[cfg(feature = "nn")]
+    nn: crate::nn::NnState,
 }
 
 impl HasListings for ComponentHost {
@@ -128,14 +132,25 @@ struct Guest {
     wasi: WasiCtxBuilder,
     stable: bool,
     work: Option<Arc<HostWork>>,
+    #[cfg_attr(not(feature = "nn"), allow(dead_code))]
+    nn: Arc<crate::nn::NnGrants>,
 }
 
 async fn run_module(module: &Module, guest: Guest, limits: &Limits, stats: Arc<RunStats>) -> Result<i32, EngineError> {
-    let Guest { mut wasi, stable, work } = guest;
+    let Guest { mut wasi, stable, work, nn } = guest;
     let engine = module.engine();
     let pre = link_module(module, stable)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
-    let mut host = ModuleHost { wasi: wasi.build_p1(), limiter };
+    #[cfg(feature = "nn")]
+    let nn = crate::nn::NnState::new(nn, limiter.host_memory(), limits.max_handles);
+    #[cfg(not(feature = "nn"))]
+    drop(nn);
+    let mut host = ModuleHost {
+        wasi: wasi.build_p1(),
+        limiter,
+        #[cfg(feature = "nn")]
+        nn,
+    };
     // WASI preview 1 descriptors live in the adapter's resource table: the handle budget.
     host.wasi.ctx().table.set_max_capacity(limits.max_handles);
     let mut store = Store::new(engine, host);
@@ -147,7 +162,7 @@ async fn run_module(module: &Module, guest: Guest, limits: &Limits, stats: Arc<R
         start.call_async(&mut store, ()).await
     })
     .await;
-    let memory_hit = store.data().limiter.hit;
+    let memory_hit = store.data().limiter.hit();
     record_fuel(&store, limits, &stats);
     finish(outcome.map(|r| r.map(|()| 0)), memory_hit, limits)
 }
@@ -159,13 +174,25 @@ async fn run_component(
     limits: &Limits,
     stats: Arc<RunStats>,
 ) -> Result<i32, EngineError> {
-    let Guest { mut wasi, stable, work } = guest;
+    let Guest { mut wasi, stable, work, nn } = guest;
     let engine = component.engine();
     let pre = link_component(component, stable)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
     let mut table = ResourceTable::new();
     table.set_max_capacity(limits.max_handles);
-    let host = ComponentHost { wasi: wasi.build(), table, limiter, net, listings: Listings::default() };
+    #[cfg(feature = "nn")]
+    let nn = crate::nn::NnState::new(nn, limiter.host_memory(), limits.max_handles);
+    #[cfg(not(feature = "nn"))]
+    drop(nn);
+    let host = ComponentHost {
+        wasi: wasi.build(),
+        table,
+        limiter,
+        net,
+        listings: Listings::default(),
+        #[cfg(feature = "nn")]
+        nn,
+    };
     let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limiter);
     arm_limits_observed(&mut store, limits, Some(stats.clone()), work, Yielding::Requeue)?;
@@ -174,7 +201,7 @@ async fn run_component(
         command.wasi_cli_run().call_run(&mut store).await
     })
     .await;
-    let memory_hit = store.data().limiter.hit;
+    let memory_hit = store.data().limiter.hit();
     record_fuel(&store, limits, &stats);
     // `run` returning `err` is the component's way to say "exit code 1".
     finish(outcome.map(|r| r.map(|ok| if ok.is_ok() { 0 } else { 1 })), memory_hit, limits)
@@ -196,6 +223,8 @@ fn link_module(module: &Module, stable: bool) -> Result<wasmtime::InstancePre<Mo
     if stable {
         shadow_p1(&mut linker, |h| &mut h.wasi).map_err(internal)?;
     }
+    #[cfg(feature = "nn")]
+    crate::nn::witx::add_to_linker(&mut linker, |h| &mut h.nn).map_err(internal)?;
     let pre = linker.instantiate_pre(module).map_err(link_error)?;
     if module.get_export("_start").is_none() {
         return Err(EngineError::NotRunnable(
@@ -212,6 +241,9 @@ fn link_component(component: &Component, stable: bool) -> Result<CommandPre<Comp
     if stable {
         shadow_p2(&mut linker).map_err(internal)?;
     }
+    #[cfg(feature = "nn")]
+    crate::nn::wit::add_to_linker(&mut linker, |h| crate::nn::wit::NnView { state: &mut h.nn, table: &mut h.table })
+        .map_err(internal)?;
     let pre = linker.instantiate_pre(component).map_err(link_error)?;
     CommandPre::new(pre).map_err(|e| {
         EngineError::NotRunnable(format!(

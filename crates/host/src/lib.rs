@@ -27,5 +27,5 @@ pub use client::{Client, ClientError};
 pub use db::Container;
 pub use error::{ApiError, HostError};
 pub use manager::{Manager, Stats};
-pub use spec::{ContainerSpec, DirGrant, RestartPolicy};
+pub use spec::{ContainerSpec, DirGrant, NnModelGrant, RestartPolicy};
 pub use status::Status;

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use wasmbox_engine::{Capabilities, Limits, NetPolicy, NetRule, Output, Preopen, Stdin};
+use wasmbox_engine::{
+    Capabilities, EngineError, Limits, NetPolicy, NetRule, NnGrants, NnModel, Output, Preopen, Stdin,
+};
 
 use crate::error::HostError;
 
@@ -100,6 +102,20 @@ pub struct ContainerSpec {
     /// every start. `None`: a local file (outside the policy).
     #[serde(default)]
     pub image: Option<ImageOrigin>,
+    /// `--nn-model NAME=SOURCE`, each resolved to a model file on the host.
+    #[serde(default)]
+    pub nn_models: Vec<NnModelGrant>,
+    /// `--nn-allow-load`: guest-supplied models up to this many bytes.
+    #[serde(default)]
+    pub nn_allow_load: Option<u64>,
+}
+
+/// A WASI-NN model granted by name, as an absolute path to the model file (loaded at every
+/// start; containers of one daemon share a model loaded from the same bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NnModelGrant {
+    pub name: String,
+    pub path: PathBuf,
 }
 
 /// An image reference and the manifest digest it resolved to when the container was created.
@@ -135,6 +151,11 @@ impl ContainerSpec {
         for r in &self.http_allow {
             r.parse::<wasmbox_engine::http::HttpRule>().map_err(HostError::BadRequest)?;
         }
+        for m in &self.nn_models {
+            if m.name.is_empty() || !m.path.is_absolute() {
+                return bad(format!("invalid model grant `{}` = {}", m.name, m.path.display()));
+            }
+        }
         if let Some(p) = &self.publish {
             p.parse::<std::net::SocketAddr>().map_err(|e| HostError::BadRequest(format!("invalid -p `{p}`: {e}")))?;
         }
@@ -151,10 +172,23 @@ impl ContainerSpec {
         }
     }
 
-    /// The grants, with stdin at EOF and output to `output`.
-    pub fn capabilities(&self, output: Output) -> Capabilities {
+    /// The grants, with stdin at EOF and output to `output`. Loads the granted models: a model
+    /// file that is gone or no longer loads fails the start (126/127).
+    pub fn capabilities(&self, output: Output) -> Result<Capabilities, EngineError> {
         let rules = self.net_allow.iter().filter_map(|r| NetRule::from_str(r).ok()).collect();
-        Capabilities {
+        let mut nn = NnGrants { allow_load: self.nn_allow_load, ..NnGrants::default() };
+        for m in &self.nn_models {
+            let model = || m.path.display().to_string();
+            let bytes = std::fs::read(&m.path)
+                .map_err(|_| EngineError::ModelNotFound { name: m.name.clone(), model: model() })?;
+            let loaded = NnModel::load_onnx(&bytes).map_err(|e| EngineError::BadModel {
+                name: m.name.clone(),
+                model: model(),
+                reason: e.to_string(),
+            })?;
+            nn.models.insert(m.name.clone(), loaded);
+        }
+        Ok(Capabilities {
             preopens: self
                 .dirs
                 .iter()
@@ -166,7 +200,8 @@ impl ContainerSpec {
             stdin: Stdin::Null,
             output,
             deterministic: None,
-        }
+            nn,
+        })
     }
 }
 

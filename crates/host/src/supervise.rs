@@ -138,7 +138,10 @@ impl Manager {
         end: &mut watch::Receiver<Option<EndRequest>>,
     ) -> Ended {
         let rt = self.runtime(c.spec.fuel.is_some()).clone();
-        let caps = c.spec.capabilities(Output::Sink(log.clone()));
+        let caps = match c.spec.capabilities(Output::Sink(log.clone())) {
+            Ok(caps) => caps,
+            Err(e) => return Ended { code: Some(e.exit_code()), reason: Some(format!("{e:#}")), requested: None },
+        };
         let limits = c.spec.limits();
         let compiled = compiled.clone();
         let serving = c.spec.publish.is_some();

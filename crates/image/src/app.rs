@@ -64,6 +64,9 @@ pub struct RouteGrants {
     /// `--http-allow` syntax.
     #[serde(default)]
     pub http: Vec<String>,
+    /// `--nn-model` as a table: NAME = SOURCE (an .onnx file, relative to `wasmbox.toml`).
+    #[serde(default)]
+    pub nn: BTreeMap<String, String>,
 }
 
 /// Default limits (flags override): `memory = "64M"`, `timeout = "5s"`, `fuel = 1000000`.

@@ -87,8 +87,9 @@ impl Session {
                     self.model.inputs()[ix].name
                 )));
             };
-            let dt = datum_type(t.ty())
-                .ok_or_else(|| NnError::new(ErrorKind::Unsupported, format!("{:?} tensors are not supported", t.ty())))?;
+            let dt = datum_type(t.ty()).ok_or_else(|| {
+                NnError::new(ErrorKind::Unsupported, format!("{:?} tensors are not supported", t.ty()))
+            })?;
             let shape: Vec<usize> = t.dims().iter().map(|&d| d as usize).collect();
             // SAFETY: `Tensor::new` checked that the bytes are exactly shape × element size, and
             // every bit pattern is a valid value of these plain numeric types.

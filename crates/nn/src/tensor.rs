@@ -35,7 +35,10 @@ impl TensorType {
     /// dimensions or a product that does not fit in 64 bits.
     pub fn byte_len(self, dims: &[u32]) -> Result<u64, NnError> {
         if dims.len() > MAX_RANK {
-            return Err(NnError::invalid(format!("tensor has {} dimensions; at most {MAX_RANK} are supported", dims.len())));
+            return Err(NnError::invalid(format!(
+                "tensor has {} dimensions; at most {MAX_RANK} are supported",
+                dims.len()
+            )));
         }
         dims.iter()
             .try_fold(self.size(), |acc, &d| acc.checked_mul(u64::from(d)))

@@ -182,6 +182,8 @@ fn capabilities(plan: &Plan, env: Vec<(String, String)>, args: Vec<String>) -> R
         stdin: Stdin::Inherit,
         output: Output::Inherit,
         deterministic: None,
+        // The shim has no inference backend (its engine leaves the `nn` feature out).
+        nn: Default::default(),
     })
 }
 

@@ -45,6 +45,9 @@ fn link(component: &Component) -> Result<ProxyPre<HttpHost>, EngineError> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(internal)?;
     // Name lookups only for --net-allow's host names, exactly as in `run`.
     shadow_name_lookup(&mut linker).map_err(EngineError::Internal)?;
+    #[cfg(feature = "nn")]
+    crate::nn::wit::add_to_linker(&mut linker, |h| crate::nn::wit::NnView { state: &mut h.nn, table: &mut h.table })
+        .map_err(internal)?;
     let pre = linker.instantiate_pre(component).map_err(link_error)?;
     ProxyPre::new(pre).map_err(|e| {
         EngineError::NotRunnable(format!(
@@ -108,6 +111,8 @@ struct HttpHost {
     limiter: MemoryLimiter,
     hooks: OutboundHooks,
     net: Arc<NetPolicy>,
+    #[cfg(feature = "nn")]
+    nn: crate::nn::NnState,
 }
 
 impl HasNetPolicy for HttpHost {
@@ -138,6 +143,9 @@ pub struct HttpHandler {
     allow: Arc<HttpAllow>,
     /// The sockets policy, shared by every request's instance (its names resolved once).
     net: Arc<NetPolicy>,
+    /// The models every request's instance may load (loaded once, shared by all of them).
+    #[cfg_attr(not(feature = "nn"), allow(dead_code))]
+    nn: Arc<crate::nn::NnGrants>,
     limits: Limits,
     live: Arc<AtomicUsize>,
 }
@@ -154,8 +162,9 @@ impl HttpHandler {
     ) -> Result<Self, EngineError> {
         let pre = Arc::new(RwLock::new(link(component)?));
         let net = Arc::new(caps.net.clone());
+        let nn = Arc::new(caps.nn.clone());
         let limits = Limits { max_handles: limits.http_handles(), ..limits };
-        Ok(HttpHandler { pre, caps: Arc::new(caps), allow: Arc::new(allow), net, limits, live })
+        Ok(HttpHandler { pre, caps: Arc::new(caps), allow: Arc::new(allow), net, nn, limits, live })
     }
 
     /// Serves the next requests with `component` (the same Wasm, optimized code).
@@ -191,11 +200,14 @@ impl HttpHandler {
         http.set_field_size_limit(Limits::HTTP_FIELDS_BYTES);
         let mut table = ResourceTable::new();
         table.set_max_capacity(self.limits.max_handles);
+        let limiter = MemoryLimiter::new(&self.limits);
         let host = HttpHost {
             wasi,
             http,
             table,
-            limiter: MemoryLimiter::new(&self.limits),
+            #[cfg(feature = "nn")]
+            nn: crate::nn::NnState::new(self.nn.clone(), limiter.host_memory(), self.limits.max_handles),
+            limiter,
             hooks: OutboundHooks { allow: self.allow.clone() },
             net: self.net.clone(),
         };
@@ -223,7 +235,7 @@ impl HttpHandler {
                 proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.map(|()| 0)
             })
             .await;
-            let result = finish(result, store.data().limiter.hit, &limits).map(|_| ());
+            let result = finish(result, store.data().limiter.hit(), &limits).map(|_| ());
             // The Store (and the instance's memory) is dropped here, never reused.
             drop(store);
             Outcome { instance_time: started.elapsed(), result }

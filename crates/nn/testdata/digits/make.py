@@ -7,6 +7,8 @@ helpers, plus held-out test images the model never saw:
   digits.onnx        input `pixels` float32 [batch, 64] (pixel / 16), output `logits` float32 [batch, 10]
   test-images.f32    100 held-out images, float32 little-endian, 64 values each
   test-labels.u8     their labels, one byte each
+  heavy.onnx         not a classifier: 40 chained 2048x2048 matrix products (input `x` float32
+                     [2048, 2048]), seconds of CPU per inference, for deadline tests
 
 Pinned toolchain (any machine with Python 3.11):
   python3 -m venv venv && venv/bin/pip install scikit-learn==1.9.1 onnx==1.23.2 numpy==2.4.6
@@ -55,3 +57,24 @@ onnx.save(model, HERE / "digits.onnx")
 (HERE / "test-images.f32").write_bytes(x_test[:TEST_IMAGES].astype("<f4").tobytes())
 (HERE / "test-labels.u8").write_bytes(y_test[:TEST_IMAGES].tobytes())
 print(f"wrote digits.onnx and {TEST_IMAGES} held-out images")
+
+# The heavy model: its weight is made at load time (ConstantOfShape), so the file stays tiny.
+shape = numpy_helper.from_array(np.array([2048, 2048], dtype=np.int64), "shape")
+nodes = [helper.make_node("ConstantOfShape", ["shape"], ["w"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0005]))]
+prev = "x"
+for i in range(40):
+    nodes.append(helper.make_node("MatMul", [prev, "w"], [f"m{i}"]))
+    prev = f"m{i}"
+nodes.append(helper.make_node("Identity", [prev], ["y"]))
+heavy = helper.make_graph(
+    nodes,
+    "heavy",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2048, 2048])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2048, 2048])],
+    initializer=[shape],
+)
+heavy_model = helper.make_model(heavy, opset_imports=[helper.make_opsetid("", 13)], producer_name="wasmbox-heavy")
+heavy_model.ir_version = 8
+onnx.checker.check_model(heavy_model)
+onnx.save(heavy_model, HERE / "heavy.onnx")
+print("wrote heavy.onnx")

@@ -1,0 +1,55 @@
+//! `--nn-model NAME=SOURCE` and `--nn-allow-load`: the models a container is granted, loaded
+//! (parsed and optimized) before the guest starts, so a missing model exits 127 and one the
+//! backend cannot load exits 126 — never halfway through the guest's run.
+
+use std::path::PathBuf;
+
+use wasmbox_engine::{EngineError, NnGrants, NnModel};
+
+use crate::flags::GrantArgs;
+
+/// The grants of `flags`, each model loaded once (a model already loaded in this process is
+/// shared, not parsed again).
+pub fn resolve(flags: &GrantArgs) -> anyhow::Result<NnGrants> {
+    let mut grants = NnGrants { allow_load: flags.nn_allow_load, ..NnGrants::default() };
+    let asks = !flags.nn_models.is_empty() || flags.nn_allow_load.is_some();
+    if asks && !wasmbox_engine::nn::AVAILABLE {
+        return Err(EngineError::NotRunnable(
+            "--nn-model/--nn-allow-load: this wasmbox (an edge build) has no inference backend".into(),
+        )
+        .into());
+    }
+    for (name, source) in &flags.nn_models {
+        if grants.models.contains_key(name) {
+            anyhow::bail!("--nn-model {name} is given twice; each name grants one model");
+        }
+        grants.models.insert(name.clone(), load(name, source)?);
+    }
+    Ok(grants)
+}
+
+/// The model file of the grant `name` = `source`, as an absolute path (what a detached
+/// container's spec records).
+pub fn model_file(name: &str, source: &str) -> anyhow::Result<PathBuf> {
+    let not_found = || EngineError::ModelNotFound { name: name.into(), model: source.into() };
+    let path = std::fs::canonicalize(source).map_err(|_| not_found())?;
+    if !path.is_file() {
+        let reason = "not a regular file".into();
+        return Err(EngineError::BadModel { name: name.into(), model: source.into(), reason }.into());
+    }
+    Ok(path)
+}
+
+/// Loads the model at `source` for the grant `name`.
+pub fn load(name: &str, source: &str) -> anyhow::Result<NnModel> {
+    let path = model_file(name, source)?;
+    let path = path.as_path();
+    let bytes = std::fs::read(path).map_err(|e| EngineError::Read { path: path.into(), source: e })?;
+    NnModel::load_onnx(&bytes).map_err(|e| {
+        let reason = match e {
+            EngineError::NotRunnable(reason) => reason,
+            other => other.to_string(),
+        };
+        EngineError::BadModel { name: name.into(), model: source.into(), reason }.into()
+    })
+}

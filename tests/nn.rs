@@ -1,0 +1,317 @@
+//! WASI-NN (`--nn-model`, `--nn-allow-load`): a real ONNX classifier (crates/nn/testdata/digits,
+//! trained on scikit-learn's digits) run by a preview 1 module and a component through `run`,
+//! `serve` and the daemon, their logits compared with the backend run natively; hostile calls;
+//! grants, caps and the memory limit; a deadline that ends an inference still computing.
+
+mod common;
+use common::registry::http;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use wasmbox_test_programs::{HTTP_CLASSIFY_COMPONENT, NN_COMPONENT, NN_MODULE};
+
+const NN: [(&str, &str); 2] = [("module", NN_MODULE), ("component", NN_COMPONENT)];
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/nn/testdata/digits")
+}
+
+fn digits() -> String {
+    testdata().join("digits.onnx").display().to_string()
+}
+
+fn data_grant() -> String {
+    format!("{}:/data:ro", testdata().display())
+}
+
+/// The logits the backend computes natively for each test image, as the guests print them.
+fn native_lines() -> Vec<String> {
+    let model = wasmbox_nn::load_onnx(&std::fs::read(digits()).unwrap()).unwrap();
+    let images = std::fs::read(testdata().join("test-images.f32")).unwrap();
+    let mut session = wasmbox_nn::Session::new(model);
+    images
+        .chunks(256)
+        .map(|image| {
+            let t = wasmbox_nn::Tensor::new(vec![1, 64], wasmbox_nn::TensorType::F32, image.to_vec()).unwrap();
+            session.set_input(0, t).unwrap();
+            let out = session.job().unwrap().run(&AtomicBool::new(false)).unwrap();
+            let logits: Vec<f32> = out[0].data().chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+            let best = (0..10).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
+            let bits: Vec<String> = logits.iter().map(|l| format!("{:08x}", l.to_bits())).collect();
+            format!("{best} {}", bits.join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn modules_and_components_classify_held_out_digits_exactly_as_native_tract() {
+    let home = Home::new();
+    let labels = std::fs::read(testdata().join("test-labels.u8")).unwrap();
+    let native = native_lines();
+    for (kind, guest) in NN {
+        let model = format!("digits={}", digits());
+        let out = home.run(&[
+            "run",
+            "--nn-model",
+            &model,
+            "-v",
+            &data_grant(),
+            guest,
+            "classify",
+            "digits",
+            "/data/test-images.f32",
+        ]);
+        out.code(0);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines.len(), 100, "{kind}: {out:?}");
+        let correct = lines.iter().zip(&labels).filter(|(l, label)| l.starts_with(&format!("{label} "))).count();
+        assert!(correct >= 95, "{kind}: {correct} of 100 held-out digits right");
+        for (i, (guest_line, native_line)) in lines.iter().zip(&native).enumerate() {
+            assert_eq!(guest_line, native_line, "{kind}: image {i}: logits differ from native tract");
+        }
+    }
+}
+
+#[test]
+fn hostile_calls_get_errors_and_the_guest_goes_on() {
+    let home = Home::new();
+    let model = format!("digits={}", digits());
+    let expected_module = "ungranted name: not-found
+guest-supplied model: unsupported-operation
+forged graph handle: invalid-argument
+get-output before compute: invalid-argument
+compute without input: invalid-argument
+wrong dimensions: invalid-argument
+length mismatch: invalid-argument
+huge dimensions: too-large
+unknown tensor type: invalid-argument
+wrong tensor type: invalid-argument
+input index out of range: invalid-argument
+pointer outside memory: invalid-argument
+forged context handle: invalid-argument
+output buffer too small: too-large
+output index out of range: invalid-argument
+valid call after all that: ok
+";
+    let expected_component = "ungranted name: not-found
+guest-supplied model: security
+compute without input: invalid-argument
+wrong dimensions: invalid-argument
+length mismatch: invalid-argument
+huge dimensions: too-large
+wrong tensor type: invalid-argument
+bf16 tensor: invalid-argument
+unknown input name: invalid-argument
+valid call after all that: ok
+";
+    for ((kind, guest), expected) in NN.iter().zip([expected_module, expected_component]) {
+        let out = home.run(&["run", "--nn-model", &model, guest, "errors", "digits"]);
+        out.code(0).no_panic();
+        assert_eq!(out.stdout, expected, "{kind}: {out:?}");
+    }
+}
+
+#[test]
+fn without_a_grant_a_name_is_not_found() {
+    let home = Home::new();
+    for (kind, guest) in NN {
+        let out = home.run(&["run", "-v", &data_grant(), guest, "classify", "digits", "/data/test-images.f32"]);
+        out.code(2).stdout_has("not-found");
+        if kind == "component" {
+            out.stdout_has("no model named `digits`");
+        }
+    }
+}
+
+#[test]
+fn guest_supplied_models_need_the_flag_and_are_capped() {
+    let home = Home::new();
+    let native_first = native_lines().remove(0);
+    for (kind, guest) in NN {
+        let refused = if kind == "module" { "unsupported-operation" } else { "security" };
+        home.run(&["run", "-v", &data_grant(), guest, "load", "/data/digits.onnx"]).code(2).stdout_has(refused);
+        let out = home.run(&["run", "--nn-allow-load", "-v", &data_grant(), guest, "load", "/data/digits.onnx"]);
+        out.code(0);
+        assert_eq!(out.stdout.trim(), native_first, "{kind}");
+        home.run(&["run", "--nn-allow-load=1K", "-v", &data_grant(), guest, "load", "/data/digits.onnx"])
+            .code(2)
+            .stdout_has("too-large");
+        // Bytes that are not a model: an error for the guest, not for the host.
+        home.run(&["run", "--nn-allow-load", "-v", &data_grant(), guest, "load", "/data/test-labels.u8"])
+            .code(2)
+            .stdout_has("invalid-encoding");
+    }
+}
+
+#[test]
+fn models_are_checked_before_the_guest_starts() {
+    let home = Home::new();
+    home.run(&["run", "--nn-model", "m=/no/such/model.onnx", NN_MODULE, "classify", "m", "x"])
+        .code(127)
+        .stderr_has("--nn-model m=/no/such/model.onnx: no such model file or image")
+        .stderr_has("hint:");
+    let not_onnx = testdata().join("make.py").display().to_string();
+    home.run(&["run", "--nn-model", &format!("m={not_onnx}"), NN_MODULE, "classify", "m", "x"])
+        .code(126)
+        .stderr_has("not a loadable ONNX model");
+    let model = format!("m={}", digits());
+    home.run(&["run", "--nn-model", &model, "--nn-model", &model, NN_MODULE]).code(125).stderr_has("twice");
+    home.run(&["run", "--nn-model", "=x", NN_MODULE]).code(125).stderr_has("invalid --nn-model name");
+}
+
+/// digits.onnx with a 6 MB doc string appended (field 6 of ModelProto): still a valid model,
+/// now bigger than the memory limit the test gives.
+fn padded_model(dir: &Path) -> String {
+    let mut bytes = std::fs::read(digits()).unwrap();
+    let pad = 6 << 20;
+    bytes.push(0x32);
+    let mut n: u64 = pad;
+    while n >= 0x80 {
+        bytes.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    bytes.push(n as u8);
+    bytes.extend(std::iter::repeat_n(b'a', pad as usize));
+    let path = dir.join("padded.onnx");
+    std::fs::write(&path, bytes).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_model_bigger_than_the_memory_limit_is_refused_at_load() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let model = format!("digits={}", padded_model(dir.path()));
+    for (kind, guest) in NN {
+        let args = ["run", "-m", "4M", "--nn-model", &model, "-v", &data_grant(), guest, "classify", "digits"];
+        let out = home.run(&[&args[..], &["/data/test-images.f32"]].concat());
+        out.code(2).stdout_has("too-large");
+        // The same grant under the default limit loads.
+        let out = home.run(&[&args[..1], &args[3..], &["/data/test-images.f32"]].concat());
+        assert_eq!(out.code, 0, "{kind}: {out:?}");
+    }
+}
+
+#[test]
+fn a_deadline_ends_an_inference_that_is_still_computing() {
+    let home = Home::new();
+    let heavy = format!("big={}", testdata().join("heavy.onnx").display());
+    for (kind, guest) in NN {
+        let started = Instant::now();
+        home.run(&["run", "--timeout", "1s", "--nn-model", &heavy, guest, "big", "big"])
+            .code(137)
+            .stderr_has("timeout of 1s reached");
+        assert!(started.elapsed() < Duration::from_secs(20), "{kind}: took {:?}", started.elapsed());
+    }
+}
+
+/// `serve` with `args`, until dropped; returns the address.
+struct Serving {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Serving {
+    fn start(home: &Home, args: &[&str]) -> Serving {
+        let mut child =
+            home.cmd().args(["serve", "--listen", "127.0.0.1:0"]).args(args).stderr(Stdio::piped()).spawn().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let addr = loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+                break None;
+            }
+            if let Some(addr) = line.trim().strip_prefix("Serving HTTP on http://").and_then(|s| s.strip_suffix('/')) {
+                break Some(addr.to_string());
+            }
+            seen.push_str(&line);
+        };
+        match addr {
+            Some(addr) => {
+                std::thread::spawn(move || for _ in stderr.lines() {});
+                Serving { child, addr }
+            }
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("serve ended before listening: {seen}");
+            }
+        }
+    }
+
+    fn classify(&self, path: &str, image: &[u8]) -> (u16, String) {
+        let r = http(&self.addr, "POST", path, None, image).unwrap();
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_answers_with_the_granted_model_by_flag_and_by_route() {
+    let home = Home::new();
+    let images = std::fs::read(testdata().join("test-images.f32")).unwrap();
+    let labels = std::fs::read(testdata().join("test-labels.u8")).unwrap();
+    let model = format!("digits={}", digits());
+    let server = Serving::start(&home, &["--nn-model", &model, HTTP_CLASSIFY_COMPONENT]);
+    for i in 0..5 {
+        let (status, body) = server.classify("/", &images[i * 256..(i + 1) * 256]);
+        assert_eq!((status, body.trim()), (200, labels[i].to_string().as_str()), "request {i}");
+    }
+    // A request whose tensor is wrong gets the guest's error answer; the next one is fine.
+    let (status, body) = server.classify("/", &images[..100]);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("InvalidArgument"), "{body}");
+    assert_eq!(server.classify("/", &images[..256]).0, 200);
+    drop(server);
+
+    // Per route in wasmbox.toml: only the route granted the model has it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(HTTP_CLASSIFY_COMPONENT, dir.path().join("classify.wasm")).unwrap();
+    std::fs::copy(digits(), dir.path().join("digits.onnx")).unwrap();
+    std::fs::write(
+        dir.path().join("wasmbox.toml"),
+        "name = \"digits\"\n\
+         [[route]]\npath = \"/with\"\nwasm = \"classify.wasm\"\ngrants = { nn = { digits = \"digits.onnx\" } }\n\
+         [[route]]\npath = \"/without\"\nwasm = \"classify.wasm\"\n",
+    )
+    .unwrap();
+    let server = Serving::start(&home, &[dir.path().to_str().unwrap()]);
+    let (status, body) = server.classify("/with", &images[..256]);
+    assert_eq!((status, body.trim()), (200, labels[0].to_string().as_str()));
+    let (status, body) = server.classify("/without", &images[..256]);
+    assert_eq!(status, 500);
+    assert!(body.contains("NotFound"), "{body}");
+}
+
+#[test]
+fn detached_containers_use_only_their_own_models() {
+    let home = Home::new();
+    let model = format!("digits={}", digits());
+    let data = data_grant();
+    let granted = ["run", "-d", "--name", "granted", "--nn-model", &model, "-v", &data, NN_COMPONENT];
+    home.run(&[&granted[..], &["classify", "digits", "/data/test-images.f32"]].concat()).code(0);
+    let other =
+        ["run", "-d", "--name", "other", "-v", &data, NN_COMPONENT, "classify", "digits", "/data/test-images.f32"];
+    home.run(&other).code(0);
+    let end = Instant::now() + Duration::from_secs(60);
+    let exited = |name: &str| home.run(&["ps", "-a"]).stdout.lines().any(|l| l.contains(name) && l.contains("Exited"));
+    while !(exited("granted") && exited("other")) {
+        assert!(Instant::now() < end, "containers did not end: {:?}", home.run(&["ps", "-a"]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = home.run(&["logs", "granted"]);
+    assert_eq!(logs.stdout.lines().count(), 100, "{logs:?}");
+    assert_eq!(logs.stdout.lines().next(), native_lines().first().map(String::as_str));
+    home.run(&["logs", "other"]).stdout_has("not-found");
+}
