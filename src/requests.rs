@@ -24,6 +24,11 @@ pub fn missing(requests: &Requests, caps: &Capabilities) -> Vec<String> {
             flags.push(format!("--net-allow {spec}"));
         }
     }
+    for name in &requests.nn {
+        if !caps.nn.models.contains_key(name) {
+            flags.push(format!("--nn-model {name}=MODEL"));
+        }
+    }
     flags
 }
 
@@ -63,6 +68,7 @@ mod tests {
             env: vec!["WASMBOX_TEST_REQUESTED".into()],
             net: vec!["127.0.0.1:9".into()],
             http: vec![],
+            nn: vec!["digits".into()],
         }
     }
 
@@ -71,12 +77,12 @@ mod tests {
         let mut caps = Capabilities::default();
         assert_eq!(
             missing(&requests(), &caps),
-            ["-v HOST_DIR:/data:ro", "-e WASMBOX_TEST_REQUESTED", "--net-allow 127.0.0.1:9"]
+            ["-v HOST_DIR:/data:ro", "-e WASMBOX_TEST_REQUESTED", "--net-allow 127.0.0.1:9", "--nn-model digits=MODEL"]
         );
         // SAFETY: single-threaded test setup; no other code reads this variable.
         unsafe { std::env::set_var("WASMBOX_TEST_REQUESTED", "yes") };
         let granted = grant(&requests(), &mut caps);
         assert_eq!(granted, ["-e WASMBOX_TEST_REQUESTED", "--net-allow 127.0.0.1:9"]);
-        assert_eq!(missing(&requests(), &caps), ["-v HOST_DIR:/data:ro"]);
+        assert_eq!(missing(&requests(), &caps), ["-v HOST_DIR:/data:ro", "--nn-model digits=MODEL"]);
     }
 }

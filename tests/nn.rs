@@ -116,6 +116,18 @@ valid call after all that: ok
 }
 
 #[test]
+fn inspect_names_the_capability_and_its_flags() {
+    let home = Home::new();
+    for (kind, guest) in NN {
+        let out = home.run(&["inspect", guest]);
+        out.code(0).stdout_has("wasi-nn      --nn-model NAME=SOURCE, --nn-allow-load[=SIZE]");
+        let imports =
+            if kind == "module" { "wasi_ephemeral_nn#load_by_name" } else { "wasi:nn/graph@0.2.0-rc-2024-10-28" };
+        out.stdout_has(imports);
+    }
+}
+
+#[test]
 fn without_a_grant_a_name_is_not_found() {
     let home = Home::new();
     for (kind, guest) in NN {

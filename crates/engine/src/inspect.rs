@@ -72,6 +72,7 @@ const CAPABILITIES: &[(&str, &str, &[&str], &[&str])] = &[
     ("filesystem", "-v/--dir HOST[:GUEST][:ro]", &["path_", "fd_readdir", "fd_prestat"], &["wasi:filesystem/"]),
     ("sockets", "--net-allow SPEC", &["sock_"], &["wasi:sockets/"]),
     ("http", "not available in `run`", &[], &["wasi:http/"]),
+    ("wasi-nn", "--nn-model NAME=SOURCE, --nn-allow-load[=SIZE]", &[], &["wasi:nn/", "wasi_ephemeral_nn#"]),
     ("env/args", "-e/--env, --env-file, ARGS", &["environ_", "args_"], &["wasi:cli/environment"]),
     ("clocks", "always granted", &["clock_", "poll_oneoff"], &["wasi:clocks/"]),
     ("random", "always granted", &["random_get"], &["wasi:random/"]),
@@ -245,9 +246,13 @@ mod tests {
             "wasi_snapshot_preview1#path_open".into(),
             "wasi_snapshot_preview1#fd_write".into(),
             "wasi:sockets/tcp@0.2.6".into(),
+            "wasi_ephemeral_nn#load_by_name".into(),
         ]);
         let names: Vec<_> = caps.iter().map(|c| c.name).collect();
-        assert_eq!(names, ["filesystem", "sockets", "stdio"]);
+        assert_eq!(names, ["filesystem", "sockets", "wasi-nn", "stdio"]);
+        let names: Vec<_> =
+            capabilities(&["wasi:nn/graph@0.2.0-rc-2024-10-28".into()]).iter().map(|c| c.name).collect();
+        assert_eq!(names, ["wasi-nn"]);
         assert_eq!(wasi_version(&["wasi:cli/run@0.2.6".into(), "wasi:io/poll@0.2.10".into()]), "0.2.10");
         assert_eq!(wasi_version(&["env#f".into()]), "none");
     }

@@ -103,6 +103,9 @@ pub struct Requests {
     /// Outbound HTTP hosts (for `serve`), `HOST[:PORT]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<String>,
+    /// WASI-NN models the app loads by name; only the user can grant one (`--nn-model NAME=…`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nn: Vec<String>,
 }
 
 impl Requests {
