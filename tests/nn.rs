@@ -327,3 +327,59 @@ fn detached_containers_use_only_their_own_models() {
     assert_eq!(logs.stdout.lines().next(), native_lines().first().map(String::as_str));
     home.run(&["logs", "other"]).stdout_has("not-found");
 }
+
+#[test]
+fn a_model_image_goes_through_the_registry_and_is_granted_by_reference() {
+    let registry = common::registry::Registry::start();
+    let home = Home::new();
+    let reference = format!("{}/models/digits:1", registry.addr);
+    let built = home.run(&["build", "-t", &reference, &digits()]);
+    built.code(0).stderr_has("ONNX model");
+    let manifest = built.stdout.trim().to_string();
+    home.run(&["push", &reference]).code(0);
+    // Something that is not a model is refused by build before anything is stored.
+    let not_onnx = tempfile::tempdir().unwrap();
+    let fake = not_onnx.path().join("fake.onnx");
+    std::fs::write(&fake, b"not a model").unwrap();
+    home.run(&["build", "-t", "fake:1", fake.to_str().unwrap()]).code(126).stderr_has("not a loadable ONNX model");
+    let images = home.run(&["images"]);
+    assert!(!images.code(0).stdout.contains("fake"), "{images:?}");
+
+    // Elsewhere: pulled by digest, granted by reference, the same logits as the file.
+    let other = Home::new();
+    let pinned = format!("{}/models/digits@{manifest}", registry.addr);
+    other.run(&["pull", &pinned]).code(0);
+    let grant = format!("digits={pinned}");
+    let out = other.run(&[
+        "run",
+        "--nn-model",
+        &grant,
+        "-v",
+        &data_grant(),
+        NN_MODULE,
+        "classify",
+        "digits",
+        "/data/test-images.f32",
+    ]);
+    out.code(0);
+    assert_eq!(out.stdout.lines().collect::<Vec<_>>(), native_lines());
+    // A model image is not an app.
+    other.run(&["run", &pinned]).code(126).stderr_has("is a model image, not an app");
+    // Removed, a tag is not found without pulling, and pulled again with the default policy.
+    home.run(&["rmi", &reference]).code(0);
+    let by_tag = format!("digits={reference}");
+    home.run(&["run", "--pull", "never", "--nn-model", &by_tag, NN_MODULE, "classify", "digits", "/x"]).code(127);
+    let out = home.run(&[
+        "run",
+        "--nn-model",
+        &by_tag,
+        "-v",
+        &data_grant(),
+        NN_COMPONENT,
+        "classify",
+        "digits",
+        "/data/test-images.f32",
+    ]);
+    out.code(0);
+    assert_eq!(out.stdout.lines().collect::<Vec<_>>(), native_lines());
+}

@@ -10,7 +10,7 @@ use wasmbox_engine::{EngineOptions, Kind, Runtime};
 use wasmbox_image::pack::{PrecompiledLayer, WasmMeta};
 use wasmbox_image::{App, display_reference, pack, parse_reference};
 
-/// Build an image from a directory with wasmbox.toml, or from a .wasm/.wat file
+/// Build an image from a directory with wasmbox.toml, a .wasm/.wat file, or an .onnx model
 #[derive(Args, Debug)]
 pub struct BuildArgs {
     /// Name and optionally a tag (NAME[:TAG]); default: the app's name:version, or FILE:latest
@@ -22,12 +22,16 @@ pub struct BuildArgs {
     #[arg(long, value_name = "TARGET,…", value_delimiter = ',', value_parser = wasmbox_engine::Target::parse)]
     pub precompile: Vec<wasmbox_engine::Target>,
 
-    /// A directory containing wasmbox.toml, or a .wasm/.wat file
+    /// A directory containing wasmbox.toml, a .wasm/.wat file, or an .onnx model (a model
+    /// image, granted to apps with --nn-model NAME=REF)
     #[arg(value_name = "PATH", default_value = ".")]
     pub path: PathBuf,
 }
 
 pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
+    if a.path.extension().is_some_and(|e| e == "onnx") {
+        return build_model(&a);
+    }
     let (app, wasm_path) = if a.path.is_dir() {
         let app = App::load(&a.path)?;
         if app.wasm.as_os_str().is_empty() {
@@ -87,6 +91,29 @@ pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
     let manifest = pack(&store, wasm, &meta, app.as_ref(), &precompiled)?;
     store.tag(&reference.whole(), &manifest)?;
     eprintln!("built {} ({}, {} bytes of Wasm)", display_reference(&reference), artifact.kind, wasm.len());
+    println!("{}", manifest.digest());
+    Ok(0)
+}
+
+/// `build -t REF model.onnx`: a model image, checked by loading it the way `--nn-model` will.
+fn build_model(a: &BuildArgs) -> anyhow::Result<i32> {
+    if !a.precompile.is_empty() {
+        bail!("--precompile is for Wasm apps; a model image holds the ONNX file only");
+    }
+    let path = a.path.display().to_string();
+    let stem = a.path.file_stem().and_then(|s| s.to_str()).context("cannot name the image; pass -t NAME")?;
+    let tag = a.tag.clone().unwrap_or_else(|| format!("{}:latest", stem.to_ascii_lowercase()));
+    let reference = parse_reference(&tag)?;
+    if reference.digest().is_some() {
+        bail!("cannot build into a digest reference `{tag}`; use NAME[:TAG]");
+    }
+    let model = crate::nn_grants::load(stem, &path, crate::nn_grants::Pulling::never())?;
+    let bytes = std::fs::read(&a.path).with_context(|| format!("failed to read {path}"))?;
+    let store = super::image_store()?;
+    let title = a.path.file_name().and_then(|n| n.to_str()).unwrap_or(stem);
+    let manifest = wasmbox_image::pack_model(&store, &bytes, title)?;
+    store.tag(&reference.whole(), &manifest)?;
+    eprintln!("built {} (ONNX model, {} bytes, {})", display_reference(&reference), bytes.len(), model.digest());
     println!("{}", manifest.digest());
     Ok(0)
 }

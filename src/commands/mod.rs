@@ -175,6 +175,38 @@ pub enum PullPolicy {
     Never,
 }
 
+/// The manifest `reference` names in the local store, pulled first per `policy`.
+fn find_image(
+    store: &Store,
+    reference: &Reference,
+    policy: PullPolicy,
+    registry: &pull::RegistryArgs,
+) -> anyhow::Result<oci_spec::image::Descriptor> {
+    let local = |store: &Store| match reference.digest() {
+        // A pinned reference names content: any manifest with that digest will do.
+        Some(digest) => store.manifest_by_digest(digest),
+        None => store.resolve(&reference.whole()),
+    };
+    let mut descriptor = if policy == PullPolicy::Always { None } else { local(store)? };
+    if descriptor.is_none() && policy != PullPolicy::Never {
+        pull::pull(reference, registry)?;
+        descriptor = local(store)?;
+    }
+    descriptor.ok_or_else(|| ImageError::NotFound(display_reference(reference)).into())
+}
+
+/// The model of the model image `text` (pulled per `policy` when missing).
+pub fn resolve_model_image(
+    text: &str,
+    policy: PullPolicy,
+    registry: &pull::RegistryArgs,
+) -> anyhow::Result<wasmbox_image::ModelImage> {
+    let reference = parse_reference(text)?;
+    let store = image_store()?;
+    let descriptor = find_image(&store, &reference, policy, registry)?;
+    Ok(wasmbox_image::unpack_model(&store, &descriptor)?)
+}
+
 pub fn resolve_source(source: &Path) -> anyhow::Result<Source> {
     resolve_source_pulling(source, PullPolicy::Never, &pull::RegistryArgs::default())
 }
@@ -193,19 +225,7 @@ pub fn resolve_source_pulling(
     }
     let reference = parse_reference(&text)?;
     let store = image_store()?;
-    let local = |store: &Store| match reference.digest() {
-        // A pinned reference names content: any manifest with that digest will do.
-        Some(digest) => store.manifest_by_digest(digest),
-        None => store.resolve(&reference.whole()),
-    };
-    let mut descriptor = if policy == PullPolicy::Always { None } else { local(&store)? };
-    if descriptor.is_none() && policy != PullPolicy::Never {
-        pull::pull(&reference, registry)?;
-        descriptor = local(&store)?;
-    }
-    let Some(descriptor) = descriptor else {
-        return Err(ImageError::NotFound(display_reference(&reference)).into());
-    };
+    let descriptor = find_image(&store, &reference, policy, registry)?;
     let image = wasmbox_image::unpack(&store, &descriptor)?;
     let name = display_reference(&reference);
     let artifact = wasmbox_engine::artifact::from_bytes(Path::new(&name), image.wasm.clone())?;

@@ -164,7 +164,8 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     let base_env: Vec<(String, String)> =
         app.map(|app| app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
     let mut caps = a.grants.capabilities(argv, &base_env)?;
-    caps.nn = crate::nn_grants::resolve(&a.grants)?;
+    let pulling = crate::nn_grants::Pulling { policy: a.pull, registry: &a.registry };
+    caps.nn = crate::nn_grants::resolve(&a.grants, pulling)?;
     if let Some(app) = app {
         if a.grant_requested {
             let granted = requests::grant(&app.capabilities, &mut caps);
@@ -303,7 +304,8 @@ fn detach(
             .nn_models
             .iter()
             .map(|(name, source)| {
-                let path = crate::nn_grants::model_file(name, source)?;
+                let pulling = crate::nn_grants::Pulling { policy: a.pull, registry: &a.registry };
+                let path = crate::nn_grants::model_file(name, source, pulling)?;
                 anyhow::Ok(NnModelGrant { name: name.clone(), path })
             })
             .collect::<anyhow::Result<_>>()?,

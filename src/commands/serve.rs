@@ -218,7 +218,7 @@ fn plan_single(a: &ServeArgs, path: &Path, dir_app: Option<&App>) -> anyhow::Res
     let label = path.display().to_string();
     let mut caps = a.grants.capabilities(vec![label.clone()], &base_env)?;
     caps.stdin = Stdin::Null;
-    caps.nn = crate::nn_grants::resolve(&a.grants)?;
+    caps.nn = crate::nn_grants::resolve(&a.grants, crate::nn_grants::Pulling::never())?;
     if let Some(app) = &app {
         let mut missing = requests::missing(&app.capabilities, &caps);
         for spec in &app.capabilities.http {
@@ -264,7 +264,8 @@ fn plan_route(a: &ServeArgs, dir: &Path, app: &App, route: &AppRoute) -> anyhow:
             nn.nn_models.push((name.clone(), dir.join(model).display().to_string()));
         }
     }
-    caps.nn = crate::nn_grants::resolve(&nn).with_context(|| format!("route {}", route.path))?;
+    caps.nn = crate::nn_grants::resolve(&nn, crate::nn_grants::Pulling::never())
+        .with_context(|| format!("route {}", route.path))?;
     for spec in &route.grants.dirs {
         let mut preopen = Preopen::parse(spec).map_err(anyhow::Error::msg)?;
         if preopen.host.is_relative() {

@@ -20,9 +20,9 @@ pub mod unpack;
 
 pub use app::App;
 pub use error::{ImageError, RegistryFailure};
-pub use pack::pack;
+pub use pack::{pack, pack_model};
 pub use store::Store;
-pub use unpack::{WasmImage, unpack};
+pub use unpack::{ModelImage, WasmImage, unpack, unpack_model};
 
 /// Parses a user's image reference (`name`, `name:tag`, `host:5000/ns/name@sha256:…`),
 /// normalized the way docker does (`docker.io/library/name:latest`).

@@ -43,3 +43,8 @@ pub const CONFIGS: [&str; 4] = [WASM_CONFIG, OCI_CONFIG, SPIN_CONFIG, DOCKER_CON
 
 /// Layer media types that hold a Wasm binary directly.
 pub const WASM_LAYERS: [&str; 3] = [WASM_LAYER, RUNWASI_LAYER, SPIN_LAYER];
+
+/// Config of a model image (`wasmbox build -t REF model.onnx`): what the model is, as JSON.
+pub const MODEL_CONFIG: &str = "application/vnd.wasmbox.model.config.v1+json";
+/// The one layer of a model image: the ONNX model file, as is.
+pub const ONNX_LAYER: &str = "application/vnd.onnx";

@@ -82,6 +82,31 @@ pub fn pack(
     Ok(manifest_descriptor(&digest, manifest_bytes.len()))
 }
 
+/// Stores an ONNX model as a model image (config [`media::MODEL_CONFIG`], one
+/// [`media::ONNX_LAYER`] layer); returns the manifest descriptor (not yet tagged).
+pub fn pack_model(store: &Store, model: &[u8], title: &str) -> Result<Descriptor, ImageError> {
+    let layer = store.put_bytes(model)?;
+    let config = json!({ "created": rfc3339(SystemTime::now()), "format": "onnx", "layerDigests": [full(&layer)] });
+    let config_bytes = serde_json::to_vec(&config).expect("config serializes");
+    let config_digest = store.put_bytes(&config_bytes)?;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": media::MANIFEST,
+        "artifactType": media::MODEL_CONFIG,
+        "config": { "mediaType": media::MODEL_CONFIG, "digest": full(&config_digest), "size": config_bytes.len() },
+        "layers": [{
+            "mediaType": media::ONNX_LAYER,
+            "digest": full(&layer),
+            "size": model.len(),
+            "annotations": { "org.opencontainers.image.title": title },
+        }],
+        "annotations": { "org.opencontainers.image.title": title },
+    });
+    let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
+    let digest = store.put_bytes(&manifest_bytes)?;
+    Ok(manifest_descriptor(&digest, manifest_bytes.len()))
+}
+
 /// The WASI world a component targets, from what it exports: `wasi:cli/run@V` makes it a
 /// `wasi:cli/command@V`, `wasi:http/incoming-handler@V` a `wasi:http/proxy@V`.
 fn target_world(exports: &[String]) -> Option<String> {

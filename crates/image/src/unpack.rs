@@ -25,6 +25,9 @@ pub enum Format {
     Spin,
     /// Tar layers holding a `.wasm` named by the config's entrypoint.
     Compat,
+    /// Not an app: an ONNX model (config `application/vnd.wasmbox.model.config.v1+json`, one
+    /// `application/vnd.onnx` layer), granted with `--nn-model NAME=REF`.
+    Model,
 }
 
 impl std::fmt::Display for Format {
@@ -34,6 +37,7 @@ impl std::fmt::Display for Format {
             Format::Runwasi => "runwasi",
             Format::Spin => "spin",
             Format::Compat => "compat",
+            Format::Model => "model",
         })
     }
 }
@@ -78,8 +82,12 @@ pub fn parse_manifest(bytes: &[u8], declared: Option<&str>) -> Result<ImageManif
     Ok(manifest)
 }
 
-/// Refuses, before anything is downloaded, an image wasmbox could not run.
+/// Refuses, before anything is downloaded, an image wasmbox could not run. A model image
+/// ([`model_layer`]) is accepted: it is pulled to be granted, not run.
 pub fn check_runnable(m: &ImageManifest) -> Result<Format, ImageError> {
+    if is_model(m) {
+        return model_layer(m).map(|_| Format::Model);
+    }
     if compat::is_compat(m) {
         check_config(m)?;
         return Ok(Format::Compat);
@@ -123,11 +131,62 @@ pub fn select_wasm_layer(m: &ImageManifest) -> Result<(&Descriptor, Format), Ima
     Ok((layer, format))
 }
 
+/// Whether the manifest is a model image's.
+pub fn is_model(m: &ImageManifest) -> bool {
+    m.config().media_type().to_string() == media::MODEL_CONFIG
+}
+
+/// The ONNX layer of a model image: exactly one `application/vnd.onnx` layer.
+pub fn model_layer(m: &ImageManifest) -> Result<&Descriptor, ImageError> {
+    match m.layers().as_slice() {
+        [one] if one.media_type().to_string() == media::ONNX_LAYER => Ok(one),
+        layers => Err(ImageError::Unsupported(format!(
+            "a model image has one {} layer (layers: {})",
+            media::ONNX_LAYER,
+            layers.iter().map(|l| l.media_type().to_string()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// A model image in the store: where its model file is (a verified blob; blobs never change).
+#[derive(Debug, Clone)]
+pub struct ModelImage {
+    pub manifest_digest: String,
+    pub path: std::path::PathBuf,
+    pub size: u64,
+}
+
+/// Finds the model of the model image `manifest`, checking the layer's digest and size.
+pub fn unpack_model(store: &Store, manifest: &Descriptor) -> Result<ModelImage, ImageError> {
+    let digest = descriptor_digest(manifest)?;
+    let bytes = store.read_blob(&digest, media::MAX_MANIFEST)?;
+    let m = parse_manifest(&bytes, None)?;
+    if !is_model(&m) {
+        return Err(ImageError::Unsupported(format!(
+            "{} is not a model image (its config is {}); build one with `wasmbox build -t NAME model.onnx`",
+            full(&digest),
+            m.config().media_type()
+        )));
+    }
+    let layer = model_layer(&m)?;
+    let layer_digest = descriptor_digest(layer)?;
+    // Reading it re-checks digest and size (a damaged store is refused, not loaded).
+    let model = store.read_blob(&layer_digest, layer.size())?;
+    drop(model);
+    Ok(ModelImage { manifest_digest: full(&digest), path: store.blob_path(&layer_digest), size: layer.size() })
+}
+
 /// Loads the image whose manifest is `manifest` from `store`.
 pub fn unpack(store: &Store, manifest: &Descriptor) -> Result<WasmImage, ImageError> {
     let digest = descriptor_digest(manifest)?;
     let bytes = store.read_blob(&digest, media::MAX_MANIFEST)?;
     let m = parse_manifest(&bytes, None)?;
+    if is_model(&m) {
+        return Err(ImageError::Unsupported(format!(
+            "{} is a model image, not an app; grant it to a Wasm app with --nn-model NAME=IMAGE",
+            full(&digest)
+        )));
+    }
     if compat::is_compat(&m) {
         check_config(&m)?;
         let (wasm, app) = compat::extract(store, &m)?;
