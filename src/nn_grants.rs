@@ -79,3 +79,15 @@ pub fn load(name: &str, source: &str, pulling: Pulling<'_>) -> anyhow::Result<Nn
         EngineError::BadModel { name: name.into(), model: source.into(), reason }.into()
     })
 }
+
+/// Adds an app's own models (bundled in its image, or beside its local `wasmbox.toml`) to
+/// `grants`; a model the flags grant under the same name wins.
+pub fn add_bundled(grants: &mut NnGrants, bundled: &[(String, PathBuf)]) -> anyhow::Result<()> {
+    for (name, path) in bundled {
+        if !grants.models.contains_key(name) {
+            let model = load(name, &path.display().to_string(), Pulling::never())?;
+            grants.models.insert(name.clone(), model);
+        }
+    }
+    Ok(())
+}

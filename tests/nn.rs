@@ -383,3 +383,38 @@ fn a_model_image_goes_through_the_registry_and_is_granted_by_reference() {
     out.code(0);
     assert_eq!(out.stdout.lines().collect::<Vec<_>>(), native_lines());
 }
+
+#[test]
+fn an_app_image_carries_its_own_models() {
+    let registry = common::registry::Registry::start();
+    let home = Home::new();
+    let app = tempfile::tempdir().unwrap();
+    std::fs::create_dir(app.path().join("models")).unwrap();
+    std::fs::copy(digits(), app.path().join("models/digits.onnx")).unwrap();
+    std::fs::copy(NN_COMPONENT, app.path().join("nn.wasm")).unwrap();
+    std::fs::write(
+        app.path().join("wasmbox.toml"),
+        "name = \"classifier\"\nwasm = \"nn.wasm\"\n[nn]\nmodels = { digits = \"models/digits.onnx\" }\n",
+    )
+    .unwrap();
+    let reference = format!("{}/apps/classifier:1", registry.addr);
+    home.run(&["build", "-t", &reference, app.path().to_str().unwrap()]).code(0);
+    let classify = ["-v", &data_grant(), &reference, "classify", "digits", "/data/test-images.f32"];
+    let out = home.run(&[&["run"][..], &classify].concat());
+    out.code(0);
+    assert_eq!(out.stdout.lines().collect::<Vec<_>>(), native_lines(), "no flag needed for the app's own model");
+    home.run(&["push", &reference]).code(0);
+    home.run(&["rmi", &reference]).code(0);
+    home.run(&["system", "prune", "-f"]).code(0);
+    home.run(&["pull", &reference]).code(0);
+    let out = home.run(&[&["run"][..], &classify].concat());
+    out.code(0);
+    assert_eq!(out.stdout.lines().count(), 100);
+    // The app's model is not granted to other apps.
+    home.run(&["run", "-v", &data_grant(), NN_COMPONENT, "classify", "digits", "/data/test-images.f32"])
+        .code(2)
+        .stdout_has("not-found");
+    // A bundled file that is not a model fails the build, naming it.
+    std::fs::write(app.path().join("models/digits.onnx"), b"junk").unwrap();
+    home.run(&["build", "-t", "broken:1", app.path().to_str().unwrap()]).code(126).stderr_has("--nn-model digits=");
+}

@@ -87,8 +87,17 @@ pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
         eprintln!("precompiled for {} ({} bytes)", target.triple(), bytes.len());
         precompiled.push(PrecompiledLayer { target: target.triple().to_string(), bytes });
     }
+    // Bundled models are checked the way --nn-model checks a grant, before anything is stored.
+    let mut models = Vec::new();
+    if let Some(app) = &app {
+        for (name, file) in &app.nn.models {
+            let path = a.path.join(file).display().to_string();
+            crate::nn_grants::load(name, &path, crate::nn_grants::Pulling::never())?;
+            models.push((name.clone(), std::fs::read(&path).with_context(|| format!("failed to read {path}"))?));
+        }
+    }
     let store = super::image_store()?;
-    let manifest = pack(&store, wasm, &meta, app.as_ref(), &precompiled)?;
+    let manifest = pack(&store, wasm, &meta, app.as_ref(), &precompiled, &models)?;
     store.tag(&reference.whole(), &manifest)?;
     eprintln!("built {} ({}, {} bytes of Wasm)", display_reference(&reference), artifact.kind, wasm.len());
     println!("{}", manifest.digest());

@@ -105,6 +105,11 @@ pub struct Source {
 }
 
 impl Source {
+    /// Models bundled in the image (`[nn] models` of its app): name and model file.
+    pub fn bundled_models(&self) -> &[(String, std::path::PathBuf)] {
+        self.image.as_ref().map_or(&[], |(_, image)| image.models.as_slice())
+    }
+
     pub fn app(&self) -> Option<&App> {
         self.image.as_ref().and_then(|(_, i)| i.app.as_ref())
     }

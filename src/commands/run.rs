@@ -166,6 +166,7 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     let mut caps = a.grants.capabilities(argv, &base_env)?;
     let pulling = crate::nn_grants::Pulling { policy: a.pull, registry: &a.registry };
     caps.nn = crate::nn_grants::resolve(&a.grants, pulling)?;
+    crate::nn_grants::add_bundled(&mut caps.nn, source.bundled_models())?;
     if let Some(app) = app {
         if a.grant_requested {
             let granted = requests::grant(&app.capabilities, &mut caps);
@@ -281,6 +282,16 @@ fn detach(
             .with_context(|| format!("--dir {}: not a directory on the host", p.host.display()))?;
         dirs.push(DirGrant { host, guest: p.guest.clone(), read_only: p.read_only });
     }
+    let mut nn_models = Vec::new();
+    for (name, source) in &a.grants.nn_models {
+        let pulling = crate::nn_grants::Pulling { policy: a.pull, registry: &a.registry };
+        nn_models.push(NnModelGrant { name: name.clone(), path: crate::nn_grants::model_file(name, source, pulling)? });
+    }
+    for (name, path) in source.bundled_models() {
+        if !nn_models.iter().any(|m| m.name == *name) {
+            nn_models.push(NnModelGrant { name: name.clone(), path: path.clone() });
+        }
+    }
     let spec = ContainerSpec {
         name: d.name.clone(),
         source: a.source().display().to_string(),
@@ -299,16 +310,7 @@ fn detach(
         publish: d.publish.map(|p| p.to_string()),
         http_allow: d.http_allow.clone(),
         image: source.origin(),
-        nn_models: a
-            .grants
-            .nn_models
-            .iter()
-            .map(|(name, source)| {
-                let pulling = crate::nn_grants::Pulling { policy: a.pull, registry: &a.registry };
-                let path = crate::nn_grants::model_file(name, source, pulling)?;
-                anyhow::Ok(NnModelGrant { name: name.clone(), path })
-            })
-            .collect::<anyhow::Result<_>>()?,
+        nn_models,
         nn_allow_load: caps.nn.allow_load,
     };
     let body = serde_json::to_vec(&spec)?;

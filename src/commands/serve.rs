@@ -219,6 +219,12 @@ fn plan_single(a: &ServeArgs, path: &Path, dir_app: Option<&App>) -> anyhow::Res
     let mut caps = a.grants.capabilities(vec![label.clone()], &base_env)?;
     caps.stdin = Stdin::Null;
     caps.nn = crate::nn_grants::resolve(&a.grants, crate::nn_grants::Pulling::never())?;
+    let bundled: Vec<(String, PathBuf)> = match dir_app {
+        // A local wasmbox.toml's models are files beside it.
+        Some(app) => app.nn.models.iter().map(|(name, file)| (name.clone(), a.source.join(file))).collect(),
+        None => source.bundled_models().to_vec(),
+    };
+    crate::nn_grants::add_bundled(&mut caps.nn, &bundled)?;
     if let Some(app) = &app {
         let mut missing = requests::missing(&app.capabilities, &caps);
         for spec in &app.capabilities.http {

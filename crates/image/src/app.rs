@@ -35,6 +35,25 @@ pub struct App {
     /// is served from its directory (not built into one image), so routes are never stored.
     #[serde(default, rename = "route", skip_serializing)]
     pub routes: Vec<AppRoute>,
+    /// `[nn] models = { NAME = "path.onnx" }`: models bundled into the app's image as layers of
+    /// their own, the app's own content (loaded by name without a flag).
+    #[serde(default, skip_serializing_if = "AppNn::is_empty")]
+    pub nn: AppNn,
+}
+
+/// The `[nn]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppNn {
+    /// NAME = an .onnx file relative to `wasmbox.toml`.
+    #[serde(default)]
+    pub models: BTreeMap<String, String>,
+}
+
+impl AppNn {
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
 }
 
 /// One `[[route]]`: requests whose path starts with `path` (whole segments; the longest

@@ -69,6 +69,7 @@ pub fn extract(store: &Store, m: &ImageManifest) -> Result<(Vec<u8>, App), Image
                 limits: AppLimits::default(),
                 capabilities: Requests::default(),
                 routes: Vec::new(),
+                nn: Default::default(),
             };
             return Ok((wasm, app));
         }

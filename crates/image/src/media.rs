@@ -48,3 +48,5 @@ pub const WASM_LAYERS: [&str; 3] = [WASM_LAYER, RUNWASI_LAYER, SPIN_LAYER];
 pub const MODEL_CONFIG: &str = "application/vnd.wasmbox.model.config.v1+json";
 /// The one layer of a model image: the ONNX model file, as is.
 pub const ONNX_LAYER: &str = "application/vnd.onnx";
+/// On an `application/vnd.onnx` layer of an app image: the name the app loads the model by.
+pub const MODEL_NAME_ANNOTATION: &str = "dev.wasmbox.nn.model";

@@ -34,6 +34,7 @@ pub fn pack(
     meta: &WasmMeta,
     app: Option<&App>,
     precompiled: &[PrecompiledLayer],
+    models: &[(String, Vec<u8>)],
 ) -> Result<Descriptor, ImageError> {
     let layer = store.put_bytes(wasm)?;
     let mut config = json!({
@@ -67,6 +68,15 @@ pub fn pack(
                 crate::precompiled::TARGET_ANNOTATION: p.target,
                 crate::precompiled::WASM_ANNOTATION: full(&layer),
             },
+        }));
+    }
+    for (name, model) in models {
+        let digest = store.put_bytes(model)?;
+        manifest["layers"].as_array_mut().expect("layers").push(json!({
+            "mediaType": media::ONNX_LAYER,
+            "digest": full(&digest),
+            "size": model.len(),
+            "annotations": { media::MODEL_NAME_ANNOTATION: name },
         }));
     }
     if let Some(app) = app {

@@ -49,6 +49,8 @@ pub struct WasmImage {
     pub format: Format,
     pub wasm: Vec<u8>,
     pub app: Option<App>,
+    /// Models bundled with the app (`[nn] models`): name and the verified layer's file.
+    pub models: Vec<(String, std::path::PathBuf)>,
 }
 
 /// Parses and checks a manifest document. `declared` is the media type the document was
@@ -190,7 +192,8 @@ pub fn unpack(store: &Store, manifest: &Descriptor) -> Result<WasmImage, ImageEr
     if compat::is_compat(&m) {
         check_config(&m)?;
         let (wasm, app) = compat::extract(store, &m)?;
-        return Ok(WasmImage { manifest_digest: full(&digest), format: Format::Compat, wasm, app: Some(app) });
+        let (format, app, models) = (Format::Compat, Some(app), vec![]);
+        return Ok(WasmImage { manifest_digest: full(&digest), format, wasm, app, models });
     }
     let (layer, format) = select_wasm_layer(&m)?;
     let layer_digest = descriptor_digest(layer)?;
@@ -206,7 +209,17 @@ pub fn unpack(store: &Store, manifest: &Descriptor) -> Result<WasmImage, ImageEr
         Some(json) => Some(App::from_json(json)?),
         None => None,
     };
-    Ok(WasmImage { manifest_digest: full(&digest), format, wasm, app })
+    let mut models = Vec::new();
+    for layer in m.layers().iter().filter(|l| l.media_type().to_string() == media::ONNX_LAYER) {
+        let Some(name) = layer.annotations().as_ref().and_then(|a| a.get(media::MODEL_NAME_ANNOTATION)) else {
+            continue;
+        };
+        let layer_digest = descriptor_digest(layer)?;
+        // Reading it re-checks digest and size: a damaged model is refused, not loaded.
+        drop(store.read_blob(&layer_digest, layer.size())?);
+        models.push((name.clone(), store.blob_path(&layer_digest)));
+    }
+    Ok(WasmImage { manifest_digest: full(&digest), format, wasm, app, models })
 }
 
 #[cfg(test)]
