@@ -8,6 +8,9 @@
 //! bytes the guest supplies (WASI-NN `load`).
 //! `nn errors NAME`: hostile calls, one line each: `CASE: ERROR-KIND`.
 //! `nn big NAME`: one compute on a 2048x2048 input (the heavy test model; for deadlines).
+//! `nn bench NAME RUNS INPUT D1,D2,...`: RUNS inferences (after 3 warm-up runs) on a zero f32
+//! input called INPUT of those dimensions, timed inside the guest (tensor copies included);
+//! prints `p50_us N p90_us N` (bench/nn_inference.sh); outputs up to 64 KiB.
 //! Exit 0 on success; 2 with `nn error: KIND: MESSAGE` when a call fails where it should not.
 
 fn main() {
@@ -23,6 +26,7 @@ fn main() {
             Ok(())
         }
         "big" => big(&a(2)),
+        "bench" => bench(&a(2), a(3).parse().unwrap_or(20), &a(4), &a(5)),
         other => Err(format!("unknown operation `{other}`")),
     };
     if let Err(e) = result {
@@ -64,6 +68,23 @@ fn big(name: &str) -> Result<(), String> {
     let input = vec![0u8; 2048 * 2048 * 4];
     let out = nn::infer(&graph, &[2048, 2048], &input, input.len())?;
     println!("computed {} bytes", out.len());
+    Ok(())
+}
+
+fn bench(name: &str, runs: usize, input: &str, dims: &str) -> Result<(), String> {
+    let dims: Vec<u32> = dims.split(',').map(|d| d.parse().map_err(|_| format!("bad dimension `{d}`"))).collect::<Result<_, _>>()?;
+    let data = vec![0u8; dims.iter().product::<u32>() as usize * 4];
+    let graph = nn::load_by_name(name)?;
+    let mut times = Vec::new();
+    for i in 0..runs + 3 {
+        let started = std::time::Instant::now();
+        std::hint::black_box(nn::infer_named(&graph, input, &dims, &data, 64 << 10)?);
+        if i >= 3 {
+            times.push(started.elapsed().as_micros() as u64);
+        }
+    }
+    times.sort_unstable();
+    println!("p50_us {} p90_us {}", times[times.len() / 2], times[times.len() * 9 / 10]);
     Ok(())
 }
 
@@ -155,6 +176,10 @@ mod nn {
         Ok(out)
     }
 
+    pub fn infer_named(graph: &Graph, _input: &str, dims: &[u32], data: &[u8], out_len: usize) -> Result<Vec<u8>, String> {
+        infer(graph, dims, data, out_len)
+    }
+
     fn outcome(errno: u32) -> String {
         check(errno).err().unwrap_or_else(|| "ok".into())
     }
@@ -244,6 +269,16 @@ mod nn {
         let input = Tensor::new(&dims.to_vec(), TensorType::Fp32, &data.to_vec());
         let name = if dims.len() == 2 && dims[1] == 64 { "pixels" } else { "x" };
         let mut outputs = ctx.compute(vec![(name.to_string(), input)]).map_err(describe)?;
+        if outputs.is_empty() {
+            return Err("no outputs".into());
+        }
+        Ok(outputs.remove(0).1.data())
+    }
+
+    pub fn infer_named(graph: &Graph, input: &str, dims: &[u32], data: &[u8], _out_len: usize) -> Result<Vec<u8>, String> {
+        let ctx = graph.init_execution_context().map_err(describe)?;
+        let tensor = Tensor::new(&dims.to_vec(), TensorType::Fp32, &data.to_vec());
+        let mut outputs = ctx.compute(vec![(input.to_string(), tensor)]).map_err(describe)?;
         if outputs.is_empty() {
             return Err("no outputs".into());
         }
