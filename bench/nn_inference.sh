@@ -7,6 +7,9 @@
 #   comp     wasmbox run of the component guest (wasi:nn), timed inside the guest
 #   tract-py the `tract` Python wheel of the same tract version
 #   ort      ONNX Runtime's Python wheel, one intra-op thread
+# Then `serve` of a classify endpoint (the http-classify guest, the digits model granted once):
+# requests/s and latency under `hey` (POST one image, 4 connections, 5 s), beside the time one
+# load of the model takes, which the server pays once and not per request.
 # Usage: bench/nn_inference.sh [ROUNDS] [RUNS]   (default 5 rounds of 30 inferences)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,3 +59,18 @@ for k, v in med.items():
     print(f"{k:10} {v / 1000:8.2f} {v / med['native']:15.2f}x {v / med['ort']:7.2f}x")
 PY
 rm -f "$RESULTS"
+
+# serve: one model load per process, then requests.
+DIGITS=crates/nn/testdata/digits
+echo
+echo "digits.onnx load (parse + optimize), natively: $(target/release/examples/latency "$DIGITS/digits.onnx" 1 | awk '/load_ms/ {print $2}') ms"
+head -c 256 "$DIGITS/test-images.f32" >"$WASMBOX_HOME/image.bin"
+LOG="$WASMBOX_HOME/serve.log"
+target/release/wasmbox serve --listen 127.0.0.1:0 --nn-model digits="$DIGITS/digits.onnx" \
+    "$GUESTS/wasm32-wasip2/release/http-classify.wasm" 2>"$LOG" &
+SERVER=$!
+for _ in $(seq 100); do grep -q "Serving HTTP" "$LOG" && break; sleep 0.1; done
+ADDR=$(sed -n 's|.*Serving HTTP on \(http://[^ ]*\)|\1|p' "$LOG" | head -1)
+curl -sf --data-binary @"$WASMBOX_HOME/image.bin" "$ADDR" >/dev/null
+hey -z 5s -c 4 -m POST -D "$WASMBOX_HOME/image.bin" "$ADDR" | grep -E "Requests/sec|50%|99%|\[200\]"
+kill "$SERVER"; wait "$SERVER" 2>/dev/null || true

@@ -1,6 +1,6 @@
 //! Native inference latency of a model with wasmbox-nn (tract), single thread: the baseline of
 //! bench/nn_inference.sh. `latency MODEL RUNS` prints the model's first input, then the median
-//! and p90 of RUNS inferences on a zero input of that shape (after 3 warm-up runs), in µs.
+//! and p90 of RUNS inferences (and before that, how long loading took: parse + optimize) on a zero input of that shape (after 3 warm-up runs), in µs.
 
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -10,7 +10,10 @@ use wasmbox_nn::{Session, Tensor, load_onnx};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (path, runs) = (&args[1], args.get(2).and_then(|n| n.parse().ok()).unwrap_or(50usize));
-    let model = load_onnx(&std::fs::read(path).expect("read the model")).expect("load the model");
+    let bytes = std::fs::read(path).expect("read the model");
+    let started = Instant::now();
+    let model = load_onnx(&bytes).expect("load the model");
+    println!("load_ms {:.2}", started.elapsed().as_secs_f64() * 1000.0);
     let input = &model.inputs()[0];
     let dims: Vec<u32> = input.dims.iter().map(|d| d.unwrap_or(1) as u32).collect();
     let ty = input.ty.expect("a WASI-NN input type");
