@@ -307,6 +307,32 @@ fn serve_answers_with_the_granted_model_by_flag_and_by_route() {
 }
 
 #[test]
+fn a_request_whose_inference_runs_past_its_deadline_ends_and_others_keep_going() {
+    let home = Home::new();
+    let images = std::fs::read(testdata().join("test-images.f32")).unwrap();
+    let small = format!("digits={}", digits());
+    let heavy = format!("big={}", testdata().join("heavy.onnx").display());
+    let server = Serving::start(
+        &home,
+        &["--timeout", "2s", "--nn-model", &small, "--nn-model", &heavy, HTTP_CLASSIFY_COMPONENT],
+    );
+    let addr = server.addr.clone();
+    let started = Instant::now();
+    let big = std::thread::spawn(move || http(&addr, "POST", "/big", None, b"").unwrap().status);
+    std::thread::sleep(Duration::from_millis(300));
+    // While one inference computes for seconds, other requests are answered as usual.
+    for i in 0..20 {
+        let sent = Instant::now();
+        let (status, _) = server.classify("/", &images[..256]);
+        assert_eq!(status, 200, "request {i}");
+        assert!(sent.elapsed() < Duration::from_millis(1500), "request {i} took {:?}", sent.elapsed());
+    }
+    assert_eq!(big.join().unwrap(), 504, "the deadline ends the request still computing");
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert_eq!(server.classify("/", &images[..256]).0, 200, "the server goes on");
+}
+
+#[test]
 fn detached_containers_use_only_their_own_models() {
     let home = Home::new();
     let model = format!("digits={}", digits());

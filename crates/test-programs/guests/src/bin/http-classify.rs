@@ -1,6 +1,7 @@
 //! A `wasi:http/proxy` guest that classifies one 8x8 digit per request with the model granted
 //! as `digits` (WASI-NN): POST 64 little-endian f32 pixels, get back `CLASS\n`; a WASI-NN error
-//! answers 500 with the error's code and message.
+//! answers 500 with the error's code and message. `POST /big` instead runs the model granted as
+//! `big` (the heavy test model: seconds of compute) on a zero 2048x2048 input.
 //! Built for wasm32-wasip2 only; on wasip1 it is an empty program.
 
 fn main() {}
@@ -22,6 +23,15 @@ mod handler {
 
     wasip2::http::proxy::export!(Classify);
 
+    fn big() -> Result<String, String> {
+        let err = |e: nn::wasi::nn::errors::Error| format!("{:?}: {}", e.code(), e.data());
+        let g = graph::load_by_name("big").map_err(err)?;
+        let ctx = g.init_execution_context().map_err(err)?;
+        let input = tensor::Tensor::new(&vec![2048, 2048], tensor::TensorType::Fp32, &vec![0u8; 2048 * 2048 * 4]);
+        ctx.compute(vec![("x".into(), input)]).map_err(err)?;
+        Ok("computed\n".into())
+    }
+
     fn classify(pixels: Vec<u8>) -> Result<String, String> {
         let err = |e: nn::wasi::nn::errors::Error| format!("{:?}: {}", e.code(), e.data());
         let g = graph::load_by_name("digits").map_err(err)?;
@@ -36,6 +46,7 @@ mod handler {
 
     impl wasip2::exports::http::incoming_handler::Guest for Classify {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
+            let is_big = request.path_with_query().is_some_and(|p| p.starts_with("/big"));
             let mut pixels = Vec::new();
             if let Ok(body) = request.consume() {
                 let stream = body.stream().unwrap();
@@ -43,7 +54,7 @@ mod handler {
                     pixels.extend_from_slice(&chunk);
                 }
             }
-            let (status, text) = match classify(pixels) {
+            let (status, text) = match if is_big { big() } else { classify(pixels) } {
                 Ok(t) => (200, t),
                 Err(e) => (500, format!("{e}\n")),
             };
