@@ -408,6 +408,26 @@ fn a_model_image_goes_through_the_registry_and_is_granted_by_reference() {
     ]);
     out.code(0);
     assert_eq!(out.stdout.lines().collect::<Vec<_>>(), native_lines());
+
+    // Under a trust policy that admits nothing, the model image is refused like an app image
+    // would be; a model file is outside the policy, as a local .wasm is.
+    std::fs::write(home.path().join("policy.json"), r#"{"default":[{"type":"reject"}]}"#).unwrap();
+    home.run(&["run", "--pull", "never", "--nn-model", &by_tag, NN_MODULE, "classify", "digits", "/x"])
+        .code(126)
+        .stderr_has("policy refused");
+    let file = format!("digits={}", digits());
+    home.run(&[
+        "run",
+        "--nn-model",
+        &file,
+        "-v",
+        &data_grant(),
+        NN_MODULE,
+        "classify",
+        "digits",
+        "/data/test-images.f32",
+    ])
+    .code(0);
 }
 
 #[test]

@@ -92,7 +92,8 @@ pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
     if let Some(app) = &app {
         for (name, file) in &app.nn.models {
             let path = a.path.join(file).display().to_string();
-            crate::nn_grants::load(name, &path, crate::nn_grants::Pulling::never())?;
+            crate::nn_grants::load(name, &path, crate::nn_grants::Pulling::never())
+                .with_context(|| format!("wasmbox.toml [nn] models: {name} = \"{file}\""))?;
             models.push((name.clone(), std::fs::read(&path).with_context(|| format!("failed to read {path}"))?));
         }
     }

@@ -200,7 +200,8 @@ fn find_image(
     descriptor.ok_or_else(|| ImageError::NotFound(display_reference(reference)).into())
 }
 
-/// The model of the model image `text` (pulled per `policy` when missing).
+/// The model of the model image `text` (pulled per `policy` when missing), admitted by the
+/// trust policy.
 pub fn resolve_model_image(
     text: &str,
     policy: PullPolicy,
@@ -209,7 +210,10 @@ pub fn resolve_model_image(
     let reference = parse_reference(text)?;
     let store = image_store()?;
     let descriptor = find_image(&store, &reference, policy, registry)?;
-    Ok(wasmbox_image::unpack_model(&store, &descriptor)?)
+    let model = wasmbox_image::unpack_model(&store, &descriptor)?;
+    // A model image is checked against the trust policy like an app image before it is used.
+    crate::trust::admit_stored(&store, &reference, &model.manifest_digest)?;
+    Ok(model)
 }
 
 pub fn resolve_source(source: &Path) -> anyhow::Result<Source> {
