@@ -362,6 +362,10 @@ fn a_model_image_goes_through_the_registry_and_is_granted_by_reference() {
     let built = home.run(&["build", "-t", &reference, &digits()]);
     built.code(0).stderr_has("ONNX model");
     let manifest = built.stdout.trim().to_string();
+    home.run(&["inspect", &reference])
+        .code(0)
+        .stdout_has(&format!("format:  model (ONNX, {} bytes)", std::fs::metadata(digits()).unwrap().len()))
+        .stdout_has(&format!("--nn-model NAME={reference}"));
     home.run(&["push", &reference]).code(0);
     // Something that is not a model is refused by build before anything is stored.
     let not_onnx = tempfile::tempdir().unwrap();
@@ -449,6 +453,10 @@ fn an_app_image_carries_its_own_models() {
     let out = home.run(&[&["run"][..], &classify].concat());
     out.code(0);
     assert_eq!(out.stdout.lines().collect::<Vec<_>>(), native_lines(), "no flag needed for the app's own model");
+    home.run(&["inspect", &reference])
+        .code(0)
+        .stdout_has("model:   digits (bundled from models/digits.onnx")
+        .stdout_has("wasi-nn");
     home.run(&["push", &reference]).code(0);
     home.run(&["rmi", &reference]).code(0);
     home.run(&["system", "prune", "-f"]).code(0);

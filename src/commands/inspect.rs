@@ -55,7 +55,10 @@ pub fn exec(a: InspectArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let rt = Runtime::new(EngineOptions::default())?;
-    let source = super::resolve_source(&a.source)?;
+    let source = match super::resolve_source(&a.source) {
+        Ok(source) => source,
+        Err(e) => return inspect_model_image(&a, e),
+    };
     let artifact = &source.artifact;
     if a.wit {
         match (artifact.kind, artifact.wasm()) {
@@ -102,6 +105,28 @@ pub fn exec(a: InspectArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// A model image is not an app: `inspect` says what it holds and how to grant it. Any other
+/// failure of `resolve_source` is reported as it was.
+fn inspect_model_image(a: &InspectArgs, failure: anyhow::Error) -> anyhow::Result<i32> {
+    let text = a.source.to_string_lossy();
+    let Ok(model) = super::resolve_model_image(&text, super::PullPolicy::Never, &Default::default()) else {
+        return Err(failure);
+    };
+    let sha256 = super::sha256(&std::fs::read(&model.path)?);
+    let digest = format!("sha256:{}", wasmbox_engine::cache::hex(&sha256));
+    if a.json {
+        let doc = serde_json::json!({
+            "image": { "reference": text, "manifest_digest": model.manifest_digest, "format": "model" },
+            "model": { "format": "onnx", "size": model.size, "sha256": digest },
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!("image:   {text}\nmanifest: {}\nformat:  model (ONNX, {} bytes)", model.manifest_digest, model.size);
+        println!("sha256:  {digest}\ngrant it to an app: --nn-model NAME={text}");
+    }
+    Ok(0)
+}
+
 fn render_image(i: &ImageInfo) -> String {
     let mut s = format!(
         "image:   {}
@@ -133,6 +158,9 @@ format:  {}
             parts.join(", ")
         );
     }
+    for (name, file) in &app.nn.models {
+        s += &format!("model:   {name} (bundled from {file}; the app loads it by name, no flag needed)\n");
+    }
     let r = &app.capabilities;
     if r.is_empty() {
         s += "the app requests no capabilities
@@ -158,6 +186,9 @@ format:  {}
     }
     for h in &r.http {
         s += &format!("  http {h}   (for `serve`)\n");
+    }
+    for m in &r.nn {
+        s += &format!("  model {m}   --nn-model {m}=MODEL\n");
     }
     s
 }
