@@ -85,14 +85,5 @@ pub struct NnGrants {
     pub allow_load: Option<u64>,
 }
 
-impl NnGrants {
-    /// Default cap of `--nn-allow-load` without a size.
-    pub const DEFAULT_LOAD_CAP: u64 = 64 << 20;
-
-    pub fn is_empty(&self) -> bool {
-        self.models.is_empty() && self.allow_load.is_none()
-    }
-}
-
 /// Whether this build can run inference (the `nn` feature).
 pub const AVAILABLE: bool = cfg!(feature = "nn");

@@ -182,12 +182,13 @@ impl api::inference::HostGraphExecutionContext for NnView<'_> {
         context: Resource<Context>,
         inputs: Vec<(String, Resource<GuestTensor>)>,
     ) -> Answer<Vec<(String, Resource<GuestTensor>)>> {
-        // The tensors are the guest's to give: they leave its table (and their charge goes)
-        // whatever happens next.
+        // The tensors are the guest's to give: they leave its table whatever happens next, and
+        // stay charged until the computation that copied them is over.
         let mut given = Vec::with_capacity(inputs.len());
+        let mut held = 0;
         for (name, tensor) in inputs {
             let tensor = self.table.delete(tensor)?;
-            self.state.memory.release(tensor.charged);
+            held += tensor.charged;
             given.push((name, tensor));
         }
         let model = self.table.get(&context)?.model.clone();
@@ -207,6 +208,7 @@ impl api::inference::HostGraphExecutionContext for NnView<'_> {
             Ok(job) => compute(job).await,
             Err(e) => Err(e),
         };
+        self.state.memory.release(held);
         let outputs = match outputs {
             Ok(outputs) => outputs,
             Err(e) => return self.fail(e),
