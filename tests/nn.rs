@@ -295,10 +295,14 @@ fn serve_answers_with_the_granted_model_by_flag_and_by_route() {
         dir.path().join("wasmbox.toml"),
         "name = \"digits\"\n\
          [[route]]\npath = \"/with\"\nwasm = \"classify.wasm\"\ngrants = { nn = { digits = \"digits.onnx\" } }\n\
-         [[route]]\npath = \"/without\"\nwasm = \"classify.wasm\"\n",
+         [[route]]\npath = \"/without\"\nwasm = \"classify.wasm\"\n\
+         [[route]]\npath = \"/image\"\nwasm = \"classify.wasm\"\ngrants = { nn = { digits = \"digits-model:1\" } }\n",
     )
     .unwrap();
+    home.run(&["build", "-t", "digits-model:1", &digits()]).code(0);
     let server = Serving::start(&home, &[dir.path().to_str().unwrap()]);
+    let (status, body) = server.classify("/image", &images[..256]);
+    assert_eq!((status, body.trim()), (200, labels[0].to_string().as_str()), "a route granted a model image");
     let (status, body) = server.classify("/with", &images[..256]);
     assert_eq!((status, body.trim()), (200, labels[0].to_string().as_str()));
     let (status, body) = server.classify("/without", &images[..256]);

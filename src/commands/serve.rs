@@ -267,7 +267,10 @@ fn plan_route(a: &ServeArgs, dir: &Path, app: &App, route: &AppRoute) -> anyhow:
     for (name, model) in &route.grants.nn {
         // The flags' grant of a name wins over the route's.
         if !nn.nn_models.iter().any(|(n, _)| n == name) {
-            nn.nn_models.push((name.clone(), dir.join(model).display().to_string()));
+            // A file beside wasmbox.toml, or else a model image in the store.
+            let beside = dir.join(model);
+            let source = if beside.exists() { beside.display().to_string() } else { model.clone() };
+            nn.nn_models.push((name.clone(), source));
         }
     }
     caps.nn = crate::nn_grants::resolve(&nn, crate::nn_grants::Pulling::never())

@@ -83,7 +83,8 @@ pub struct RouteGrants {
     /// `--http-allow` syntax.
     #[serde(default)]
     pub http: Vec<String>,
-    /// `--nn-model` as a table: NAME = SOURCE (an .onnx file, relative to `wasmbox.toml`).
+    /// `--nn-model` as a table: NAME = SOURCE (an .onnx file relative to `wasmbox.toml`, or a
+    /// model image in the store).
     #[serde(default)]
     pub nn: BTreeMap<String, String>,
 }
