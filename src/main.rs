@@ -1,5 +1,7 @@
 //! The `wasmbox` command line: clap dispatch only; each subcommand lives in `commands/<verb>.rs`.
 
+#[cfg(feature = "compose")]
+mod app_deps;
 mod commands;
 mod daemon_client;
 mod flags;
@@ -31,6 +33,8 @@ enum Command {
     Run(commands::run::RunArgs),
     Compile(commands::compile::CompileArgs),
     Inspect(commands::inspect::InspectArgs),
+    #[cfg(feature = "compose")]
+    Compose(commands::compose::ComposeArgs),
     Build(commands::build::BuildArgs),
     Images(commands::images::ImagesArgs),
     Tag(commands::tag::TagArgs),
@@ -88,6 +92,8 @@ fn main() {
         Command::Run(args) => commands::run::exec(args),
         Command::Compile(args) => commands::compile::exec(args),
         Command::Inspect(args) => commands::inspect::exec(args),
+        #[cfg(feature = "compose")]
+        Command::Compose(args) => commands::compose::exec(args),
         Command::Build(args) => commands::build::exec(args),
         Command::Images(args) => commands::images::exec(args),
         Command::Tag(args) => commands::tag::exec(args),

@@ -18,6 +18,12 @@ pub fn exit_code(result: anyhow::Result<i32>) -> i32 {
             let engine = err.chain().find_map(|e| e.downcast_ref::<EngineError>());
             let image = err.chain().find_map(|e| e.downcast_ref::<ImageError>());
             let client = err.chain().find_map(|e| e.downcast_ref::<ClientError>());
+            #[cfg(feature = "compose")]
+            if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<wasmbox_compose::ComposeError>()) {
+                eprintln!("{}: {err:#}", paint("error", "1;31"));
+                eprintln!("{}: {}", paint("hint", "1;36"), compose_hint(e));
+                return 126;
+            }
             if let Some(client) = client {
                 return crate::commands::containers::report(client);
             }
@@ -45,6 +51,32 @@ fn image_exit_code(e: &ImageError) -> i32 {
         ImageError::BadReference { .. } | ImageError::BadApp { .. } | ImageError::Io { .. } => WASMBOX_FAILED,
         ImageError::Policy(_) => WASMBOX_FAILED,
         _ => 126,
+    }
+}
+
+#[cfg(feature = "compose")]
+fn compose_hint(e: &wasmbox_compose::ComposeError) -> String {
+    use wasmbox_compose::ComposeError as E;
+    match e {
+        E::Unsatisfied { .. } => {
+            "plug a component that exports it (`--plug DEP`, or `[dependencies]` in wasmbox.toml); \
+            `wasmbox inspect --wit DEP` shows what a component exports"
+                .into()
+        }
+        E::Incompatible { .. } => "the two were built against different versions of the interface; rebuild one \
+            from the other's WIT (`wasmbox inspect --wit`)"
+            .into(),
+        E::Ambiguous { .. } => "plug only one dependency per interface".into(),
+        E::WrongProvider { .. } => {
+            "list the dependency under the interface it exports (`wasmbox inspect --wit DEP`)".into()
+        }
+        E::Unused { .. } => {
+            "check the --plug file; `wasmbox inspect --wit` shows what each part imports and exports".into()
+        }
+        E::NotAComponent { .. } => "build it as a component (e.g. cargo's wasm32-wasip2 target, componentize-py, \
+            componentize-js), or turn a module into one with `wasm-tools component new`"
+            .into(),
+        E::Cycle { .. } | E::Invalid(_) => "check each part with `wasmbox inspect --wit`".into(),
     }
 }
 

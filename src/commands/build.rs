@@ -62,7 +62,26 @@ pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
 
     // Validate by compiling (which also warms the compile cache for the first run).
     let rt = Runtime::new(EngineOptions::default())?;
-    let artifact = wasmbox_engine::artifact::load(&wasm_path)?;
+    // `[dependencies]` are plugged in here: the image holds one component.
+    let mut deps = std::collections::BTreeMap::new();
+    let artifact = match app.as_ref().filter(|app| !app.dependencies.is_empty()) {
+        #[cfg(feature = "compose")]
+        Some(app) => {
+            let registry = super::pull::RegistryArgs::default();
+            let composed = crate::app_deps::compose_dir(&a.path, app, super::PullPolicy::Missing, &registry)?
+                .expect("an app with dependencies composes");
+            for (key, digest) in &composed.deps {
+                eprintln!("plugged {key} ({digest})");
+            }
+            deps = composed.deps;
+            wasmbox_engine::artifact::from_bytes(&wasm_path, composed.wasm)?
+        }
+        #[cfg(not(feature = "compose"))]
+        Some(_) => {
+            bail!("this wasmbox was built without composition (the `compose` feature): it cannot plug [dependencies]")
+        }
+        None => wasmbox_engine::artifact::load(&wasm_path)?,
+    };
     let Some(wasm) = artifact.wasm() else {
         bail!("{} is precompiled code; build from the .wasm", wasm_path.display())
     };
@@ -75,6 +94,7 @@ pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
         component,
         imports: if component { names(&info.imports) } else { vec![] },
         exports: if component { names(&info.exports) } else { vec![] },
+        deps,
     };
 
     let mut precompiled = Vec::new();

@@ -42,6 +42,9 @@ struct Report<'a> {
     wasm: &'a Inspection,
     #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<ImageInfo<'a>>,
+    /// A composed component's plugged dependencies and what each may use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dependencies: Option<&'a [wasmbox_engine::deps::DepRecord]>,
 }
 
 pub fn exec(a: InspectArgs) -> anyhow::Result<i32> {
@@ -94,15 +97,39 @@ pub fn exec(a: InspectArgs) -> anyhow::Result<i32> {
         format: image.format.to_string(),
         app: image.app.as_ref(),
     });
+    let record = super::record_of(artifact)?;
+    let dependencies = record.as_ref().map(|r| r.deps.as_slice());
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&Report { wasm: &info, image })?);
+        println!("{}", serde_json::to_string_pretty(&Report { wasm: &info, image, dependencies })?);
     } else {
         if let Some(image) = &image {
             print!("{}", render_image(image));
         }
         print!("{}", render(&info));
+        if let Some(deps) = dependencies {
+            print!("{}", render_deps(deps));
+        }
     }
     Ok(0)
+}
+
+/// Which part of a composed component may use what: the app everything its run grants, each
+/// dependency only what the composition shared with it.
+fn render_deps(deps: &[wasmbox_engine::deps::DepRecord]) -> String {
+    let mut s = String::from("composed: the app may use what its run grants; each dependency only what is listed\n");
+    for (i, d) in deps.iter().enumerate() {
+        let grants = d.grants.describe();
+        s += &format!("  dependency {i}: {} ({})\n", d.source, d.digest);
+        s += &format!("    provides:  {}\n", d.provides.join(", "));
+        if !d.isolated.is_empty() {
+            s += &format!("    own WASI:  {}\n", d.isolated.join(", "));
+        }
+        s += &format!(
+            "    may use:   {}\n",
+            if grants.is_empty() { "nothing of the app's grants".into() } else { grants.join(" ") }
+        );
+    }
+    s
 }
 
 /// A model image is not an app: `inspect` says what it holds and how to grant it. Any other

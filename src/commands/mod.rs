@@ -3,6 +3,8 @@
 pub mod build;
 pub mod compile;
 pub mod completions;
+#[cfg(feature = "compose")]
+pub mod compose;
 pub mod containers;
 pub mod daemon;
 pub mod image;
@@ -102,6 +104,8 @@ pub struct Source {
     pub image: Option<(String, WasmImage)>,
     /// For an image: the reference it was named by (the trust policy's scope comes from it).
     pub reference: Option<Reference>,
+    /// For a `wasmbox.toml` directory: its app manifest (the user's own file).
+    pub local_app: Option<App>,
 }
 
 impl Source {
@@ -111,7 +115,7 @@ impl Source {
     }
 
     pub fn app(&self) -> Option<&App> {
-        self.image.as_ref().and_then(|(_, i)| i.app.as_ref())
+        self.image.as_ref().and_then(|(_, i)| i.app.as_ref()).or(self.local_app.as_ref())
     }
 
     /// Checks an image against the trust policy before it becomes a container (local files
@@ -229,8 +233,12 @@ pub fn resolve_source_pulling(
     let looks_like_path = text.starts_with(['.', '/'])
         || [".wasm", ".wat", ".cwasm"].iter().any(|ext| text.ends_with(ext))
         || !text.contains(|c: char| c.is_ascii_alphanumeric());
+    if source.is_dir() && source.join(wasmbox_image::app::FILE_NAME).is_file() {
+        return app_dir_source(source, policy, registry);
+    }
     if source.is_file() || looks_like_path {
-        return Ok(Source { artifact: wasmbox_engine::artifact::load(source)?, image: None, reference: None });
+        let artifact = wasmbox_engine::artifact::load(source)?;
+        return Ok(Source { artifact, image: None, reference: None, local_app: None });
     }
     let reference = parse_reference(&text)?;
     let store = image_store()?;
@@ -238,5 +246,50 @@ pub fn resolve_source_pulling(
     let image = wasmbox_image::unpack(&store, &descriptor)?;
     let name = display_reference(&reference);
     let artifact = wasmbox_engine::artifact::from_bytes(Path::new(&name), image.wasm.clone())?;
-    Ok(Source { artifact, image: Some((name, image)), reference: Some(reference) })
+    Ok(Source { artifact, image: Some((name, image)), reference: Some(reference), local_app: None })
+}
+
+/// A `wasmbox.toml` directory: its component, composed with its `[dependencies]` (cached).
+fn app_dir_source(dir: &Path, policy: PullPolicy, registry: &pull::RegistryArgs) -> anyhow::Result<Source> {
+    let app = App::load(dir)?;
+    if app.wasm.as_os_str().is_empty() {
+        anyhow::bail!(
+            "{} has routes but no `wasm`: serve it with `wasmbox serve {}`",
+            dir.join(wasmbox_image::app::FILE_NAME).display(),
+            dir.display()
+        );
+    }
+    let wasm_path = dir.join(&app.wasm);
+    #[cfg(feature = "compose")]
+    if let Some(composed) = crate::app_deps::compose_dir(dir, &app, policy, registry)? {
+        let artifact = wasmbox_engine::artifact::from_bytes(&wasm_path, composed.wasm)?;
+        return Ok(Source { artifact, image: None, reference: None, local_app: Some(app) });
+    }
+    #[cfg(not(feature = "compose"))]
+    if !app.dependencies.is_empty() {
+        let _ = (policy, registry);
+        anyhow::bail!(
+            "this wasmbox was built without composition (the `compose` feature): it cannot plug [dependencies]"
+        );
+    }
+    let artifact = wasmbox_engine::artifact::load(&wasm_path)?;
+    Ok(Source { artifact, image: None, reference: None, local_app: Some(app) })
+}
+
+/// The manifest digest of image `text` in the local store (pulled first per `policy`).
+pub fn image_digest(text: &str, policy: PullPolicy, registry: &pull::RegistryArgs) -> anyhow::Result<String> {
+    let reference = parse_reference(text)?;
+    let descriptor = find_image(&image_store()?, &reference, policy, registry)?;
+    Ok(descriptor.digest().to_string())
+}
+
+/// The dependency record of a composed component (none for modules and precompiled code: its
+/// dependencies then get nothing).
+pub fn record_of(artifact: &Artifact) -> anyhow::Result<Option<wasmbox_engine::deps::Record>> {
+    match artifact.wasm() {
+        Some(wasm) if artifact.kind == wasmbox_engine::Kind::Component => {
+            wasmbox_engine::deps::read_record(wasm).map_err(|why| anyhow::anyhow!("{}: {why}", artifact.path.display()))
+        }
+        _ => Ok(None),
+    }
 }

@@ -167,6 +167,7 @@ pub fn exec(a: RunArgs) -> anyhow::Result<i32> {
     let pulling = crate::nn_grants::Pulling { policy: a.pull, registry: &a.registry };
     caps.nn = crate::nn_grants::resolve(&a.grants, pulling)?;
     crate::nn_grants::add_bundled(&mut caps.nn, source.bundled_models())?;
+    caps.deps = super::record_of(&source.artifact)?;
     if let Some(app) = app {
         if a.grant_requested {
             let granted = requests::grant(&app.capabilities, &mut caps);
@@ -312,6 +313,7 @@ fn detach(
         image: source.origin(),
         nn_models,
         nn_allow_load: caps.nn.allow_load,
+        deps: caps.deps.clone(),
     };
     let body = serde_json::to_vec(&spec)?;
     let container: wasmbox_host::Container = super::block_on(async {

@@ -218,6 +218,7 @@ fn plan_single(a: &ServeArgs, path: &Path, dir_app: Option<&App>) -> anyhow::Res
     let label = path.display().to_string();
     let mut caps = a.grants.capabilities(vec![label.clone()], &base_env)?;
     caps.stdin = Stdin::Null;
+    caps.deps = super::record_of(&source.artifact)?;
     caps.nn = crate::nn_grants::resolve(&a.grants, crate::nn_grants::Pulling::never())?;
     let bundled: Vec<(String, PathBuf)> = match dir_app {
         // A local wasmbox.toml's models are files beside it.
@@ -244,7 +245,9 @@ fn plan_dir(a: &ServeArgs) -> anyhow::Result<Vec<Planned>> {
     let dir = &a.source;
     let app = App::load(dir)?;
     if app.routes.is_empty() {
-        return Ok(vec![plan_single(a, &dir.join(&app.wasm), Some(&app))?]);
+        // With [dependencies], the directory itself: its component composed with them.
+        let path = if app.dependencies.is_empty() { dir.join(&app.wasm) } else { dir.clone() };
+        return Ok(vec![plan_single(a, &path, Some(&app))?]);
     }
     app.routes.iter().map(|route| plan_route(a, dir, &app, route)).collect()
 }
@@ -292,6 +295,7 @@ fn plan_route(a: &ServeArgs, dir: &Path, app: &App, route: &AppRoute) -> anyhow:
     let path = if is_file { in_dir } else { PathBuf::from(&route.wasm) };
     let source = super::resolve_source(&path).with_context(|| format!("route {}", route.path))?;
     source.admit().with_context(|| format!("route {}", route.path))?;
+    caps.deps = super::record_of(&source.artifact)?;
     let label = format!("route {} ({})", route.path, route.wasm);
     Ok(Planned { prefix: route.path.clone(), label, source, caps, allow: HttpAllow::new(rules), limits })
 }

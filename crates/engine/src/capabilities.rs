@@ -99,6 +99,9 @@ pub struct Capabilities {
     pub deterministic: Option<crate::determinism::Determinism>,
     /// WASI-NN: models by name, and whether guest-supplied models are allowed. Default: none.
     pub nn: crate::nn::NnGrants,
+    /// A composed component's record of its plugged dependencies and their grants (`deps`);
+    /// `None`: every dependency gets nothing.
+    pub deps: Option<crate::deps::Record>,
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod artifact;
 pub mod cache;
 pub mod capabilities;
 pub mod compile;
+pub mod deps;
 pub mod determinism;
 pub mod engine;
 pub mod error;

@@ -64,7 +64,11 @@ pub async fn run_observed(
     }
     let mut wasi = build_ctx(caps)?;
     let work = meter_host_work(&mut wasi, limits, caps.deterministic.as_ref());
-    let guest = Guest { wasi, stable: caps.deterministic.is_some(), work, nn: Arc::new(caps.nn.clone()) };
+    let deps = match compiled {
+        Compiled::Component(_) => crate::deps::DepContexts::new(caps, caps.deps.as_ref())?,
+        Compiled::Module(_) => crate::deps::DepContexts::default(),
+    };
+    let guest = Guest { wasi, stable: caps.deterministic.is_some(), work, nn: Arc::new(caps.nn.clone()), deps };
     let running = async {
         match compiled {
             Compiled::Module(m) => run_module(m, guest, limits, stats.clone()).await,
@@ -106,6 +110,13 @@ struct ComponentHost {
     listings: Listings,
     #[cfg(feature = "nn")]
     nn: crate::nn::NnState,
+    deps: crate::deps::DepContexts,
+}
+
+impl crate::deps::HasDeps for ComponentHost {
+    fn deps(&mut self) -> (&mut crate::deps::DepContexts, &mut ResourceTable) {
+        (&mut self.deps, &mut self.table)
+    }
 }
 
 impl HasListings for ComponentHost {
@@ -134,10 +145,12 @@ struct Guest {
     work: Option<Arc<HostWork>>,
     #[cfg_attr(not(feature = "nn"), allow(dead_code))]
     nn: Arc<crate::nn::NnGrants>,
+    /// What each plugged dependency of a composed component may use.
+    deps: crate::deps::DepContexts,
 }
 
 async fn run_module(module: &Module, guest: Guest, limits: &Limits, stats: Arc<RunStats>) -> Result<i32, EngineError> {
-    let Guest { mut wasi, stable, work, nn } = guest;
+    let Guest { mut wasi, stable, work, nn, deps: _ } = guest;
     let engine = module.engine();
     let pre = link_module(module, stable)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
@@ -174,7 +187,7 @@ async fn run_component(
     limits: &Limits,
     stats: Arc<RunStats>,
 ) -> Result<i32, EngineError> {
-    let Guest { mut wasi, stable, work, nn } = guest;
+    let Guest { mut wasi, stable, work, nn, deps } = guest;
     let engine = component.engine();
     let pre = link_component(component, stable)?;
     let limiter = MemoryLimiter::observed(limits, stats.clone());
@@ -192,6 +205,7 @@ async fn run_component(
         listings: Listings::default(),
         #[cfg(feature = "nn")]
         nn,
+        deps,
     };
     let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limiter);
@@ -244,6 +258,13 @@ fn link_component(component: &Component, stable: bool) -> Result<CommandPre<Comp
     #[cfg(feature = "nn")]
     crate::nn::wit::add_to_linker(&mut linker, |h| crate::nn::wit::NnView { state: &mut h.nn, table: &mut h.table })
         .map_err(internal)?;
+    crate::deps::link::add_to_linker(&mut linker, component).map_err(internal)?;
+    #[cfg(feature = "nn")]
+    crate::nn::wit::add_dep_graphs(&mut linker, component, |h| crate::nn::wit::NnView {
+        state: &mut h.nn,
+        table: &mut h.table,
+    })
+    .map_err(internal)?;
     let pre = linker.instantiate_pre(component).map_err(link_error)?;
     CommandPre::new(pre).map_err(|e| {
         EngineError::NotRunnable(format!(
@@ -452,6 +473,12 @@ fn import_hint(import: &str) -> String {
         )
     } else if import.starts_with("wasi") {
         format!("that WASI interface or version is not available; {PROVIDED}")
+    } else if import.contains(':') && !import.contains('#') {
+        // A component's interface import: another component is meant to provide it.
+        format!(
+            "no component provides `{import}`: plug one that exports it (`wasmbox compose APP --plug DEP -o OUT`, \
+             or `[dependencies]` in wasmbox.toml)"
+        )
     } else {
         format!("the artifact needs a host that implements `{import}`; {PROVIDED}")
     }

@@ -108,6 +108,9 @@ pub struct ContainerSpec {
     /// `--nn-allow-load`: guest-supplied models up to this many bytes.
     #[serde(default)]
     pub nn_allow_load: Option<u64>,
+    /// A composed component's record of its dependencies' grants (read from its Wasm by `run -d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deps: Option<wasmbox_engine::deps::Record>,
 }
 
 /// A WASI-NN model granted by name, as an absolute path to the model file (loaded at every
@@ -201,6 +204,7 @@ impl ContainerSpec {
             output,
             deterministic: None,
             nn,
+            deps: self.deps.clone(),
         })
     }
 }

@@ -39,6 +39,90 @@ pub struct App {
     /// their own, the app's own content (loaded by name without a flag).
     #[serde(default, skip_serializing_if = "AppNn::is_empty")]
     pub nn: AppNn,
+    /// `[dependencies]`: an interface (`example:greet/greeter`) or package (`example:greet`) →
+    /// the component that provides it. `build` composes them into the image's one component
+    /// (so they are not stored in the app manifest); `run`/`serve` of the directory compose
+    /// on the fly.
+    #[serde(default, skip_serializing)]
+    pub dependencies: BTreeMap<String, AppDep>,
+}
+
+/// One `[dependencies]` value: a path relative to `wasmbox.toml` or an image reference, or a
+/// table with the source and what of the app's grants the dependency may share.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AppDep {
+    Source(String),
+    Table(AppDepTable),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppDepTable {
+    pub source: String,
+    #[serde(default)]
+    pub grants: AppDepGrants,
+}
+
+/// A dependency's share of the app's grants (nothing by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppDepGrants {
+    /// Guest paths of the app's directories (`/data`, `/data:ro`).
+    #[serde(default)]
+    pub dirs: Vec<String>,
+    /// Names of the app's variables it sees too, or a table NAME = VALUE set for it alone.
+    #[serde(default)]
+    pub env: AppDepEnv,
+    /// Shares the app's `--net-allow` network access.
+    #[serde(default)]
+    pub net: bool,
+    /// Shares the app's outbound HTTP (`serve`).
+    #[serde(default)]
+    pub http: bool,
+    /// WASI-NN models of the app's, by name.
+    #[serde(default)]
+    pub nn: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AppDepEnv {
+    Names(Vec<String>),
+    Values(BTreeMap<String, String>),
+}
+
+impl Default for AppDepEnv {
+    fn default() -> Self {
+        AppDepEnv::Names(Vec::new())
+    }
+}
+
+impl AppDep {
+    pub fn source(&self) -> &str {
+        match self {
+            AppDep::Source(s) => s,
+            AppDep::Table(t) => &t.source,
+        }
+    }
+
+    /// The grants in the form the composition records.
+    pub fn grants(&self) -> wasmbox_engine::deps::DepGrants {
+        let AppDep::Table(t) = self else { return Default::default() };
+        let g = &t.grants;
+        let (env, env_set) = match &g.env {
+            AppDepEnv::Names(names) => (names.clone(), BTreeMap::new()),
+            AppDepEnv::Values(values) => (Vec::new(), values.clone()),
+        };
+        wasmbox_engine::deps::DepGrants {
+            dirs: g.dirs.clone(),
+            env,
+            env_set,
+            net: g.net,
+            http: g.http,
+            nn: g.nn.clone(),
+        }
+    }
 }
 
 /// The `[nn]` table.
@@ -185,6 +269,23 @@ impl App {
         for d in &self.capabilities.dirs {
             if !d.guest.starts_with('/') || d.guest.contains('\0') {
                 return Err(format!("requested dir `{}` must be an absolute guest path", d.guest));
+            }
+        }
+        for (key, dep) in &self.dependencies {
+            if !key.contains(':') {
+                return Err(format!(
+                    "[dependencies] key `{key}` must be an interface (`example:greet/greeter`) or a package (`example:greet`)"
+                ));
+            }
+            if dep.source().is_empty() {
+                return Err(format!("[dependencies] `{key}` has an empty source"));
+            }
+            for d in dep.grants().dirs {
+                if !d.starts_with('/') {
+                    return Err(format!(
+                        "[dependencies] `{key}`: grant dir `{d}` must be the app's guest path (e.g. \"/data\")"
+                    ));
+                }
             }
         }
         let mut paths = std::collections::BTreeSet::new();

@@ -70,6 +70,7 @@ pub fn extract(store: &Store, m: &ImageManifest) -> Result<(Vec<u8>, App), Image
                 capabilities: Requests::default(),
                 routes: Vec::new(),
                 nn: Default::default(),
+                dependencies: Default::default(),
             };
             return Ok((wasm, app));
         }

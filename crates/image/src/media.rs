@@ -24,6 +24,8 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
 /// Manifest annotation carrying the `wasmbox.toml` app manifest (as JSON).
 pub const APP_ANNOTATION: &str = "dev.wasmbox.app.v1";
+/// On a composed app's manifest: JSON `{ interface: digest }` of the dependencies `build` plugged in.
+pub const DEPS_ANNOTATION: &str = "dev.wasmbox.deps.v1";
 /// Index annotation naming a tagged manifest (OCI Image Layout convention).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 

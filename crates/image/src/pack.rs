@@ -19,6 +19,9 @@ pub struct WasmMeta {
     /// Component imports/exports (interface names); empty for modules.
     pub imports: Vec<String>,
     pub exports: Vec<String>,
+    /// A composed app's dependencies (`[dependencies]`): interface → the digest of what
+    /// provided it (an image's manifest digest, or `sha256:` of a component file).
+    pub deps: std::collections::BTreeMap<String, String>,
 }
 
 /// Precompiled code for one target (a `wasmbox compile --target` file), to carry as a layer.
@@ -86,6 +89,13 @@ pub fn pack(
             annotations["org.opencontainers.image.version"] = json!(v);
         }
         manifest["annotations"] = annotations;
+    }
+    if !meta.deps.is_empty() {
+        let text = serde_json::to_string(&meta.deps).expect("deps serialize");
+        if !manifest["annotations"].is_object() {
+            manifest["annotations"] = json!({});
+        }
+        manifest["annotations"][media::DEPS_ANNOTATION] = json!(text);
     }
     let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
     let digest = store.put_bytes(&manifest_bytes)?;

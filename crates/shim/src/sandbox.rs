@@ -184,6 +184,8 @@ fn capabilities(plan: &Plan, env: Vec<(String, String)>, args: Vec<String>) -> R
         deterministic: None,
         // The shim has no inference backend (its engine leaves the `nn` feature out).
         nn: Default::default(),
+        // A composed component's dependencies get nothing in a pod (no record is read).
+        deps: None,
     })
 }
 

@@ -7,6 +7,7 @@
 //! to a slow client: when it passes, the instance is dropped wherever it is.
 
 mod body;
+mod dep_outgoing;
 mod outbound;
 mod send;
 
@@ -48,6 +49,14 @@ fn link(component: &Component) -> Result<ProxyPre<HttpHost>, EngineError> {
     #[cfg(feature = "nn")]
     crate::nn::wit::add_to_linker(&mut linker, |h| crate::nn::wit::NnView { state: &mut h.nn, table: &mut h.table })
         .map_err(internal)?;
+    crate::deps::link::add_to_linker(&mut linker, component).map_err(internal)?;
+    dep_outgoing::add_to_linker(&mut linker, component).map_err(internal)?;
+    #[cfg(feature = "nn")]
+    crate::nn::wit::add_dep_graphs(&mut linker, component, |h| crate::nn::wit::NnView {
+        state: &mut h.nn,
+        table: &mut h.table,
+    })
+    .map_err(internal)?;
     let pre = linker.instantiate_pre(component).map_err(link_error)?;
     ProxyPre::new(pre).map_err(|e| {
         EngineError::NotRunnable(format!(
@@ -113,6 +122,13 @@ struct HttpHost {
     net: Arc<NetPolicy>,
     #[cfg(feature = "nn")]
     nn: crate::nn::NnState,
+    deps: crate::deps::DepContexts,
+}
+
+impl crate::deps::HasDeps for HttpHost {
+    fn deps(&mut self) -> (&mut crate::deps::DepContexts, &mut ResourceTable) {
+        (&mut self.deps, &mut self.table)
+    }
 }
 
 impl HasNetPolicy for HttpHost {
@@ -201,7 +217,12 @@ impl HttpHandler {
         let mut table = ResourceTable::new();
         table.set_max_capacity(self.limits.max_handles);
         let limiter = MemoryLimiter::new(&self.limits);
+        let deps = match crate::deps::DepContexts::new(&self.caps, self.caps.deps.as_ref()) {
+            Ok(deps) => deps,
+            Err(e) => return failed(e.to_string()),
+        };
         let host = HttpHost {
+            deps,
             wasi,
             http,
             table,

@@ -302,3 +302,45 @@ fn wit_type(ty: TensorType) -> api::tensor::TensorType {
         TensorType::I64 => T::I64,
     }
 }
+
+/// A composed component's dependencies load models through their own copy of `wasi:nn/graph`
+/// (`deps`): by name only the models the composition shared with them, and never guest bytes.
+pub(crate) fn add_dep_graphs<T: crate::deps::HasDeps>(
+    linker: &mut Linker<T>,
+    component: &wasmtime::component::Component,
+    view: fn(&mut T) -> NnView<'_>,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::ResourceType;
+    for (name, _) in component.component_type().imports(component.engine()) {
+        let Some((index, original)) = crate::deps::split_dep_import(name) else { continue };
+        if original.split('@').next() != Some("wasi:nn/graph") {
+            continue;
+        }
+        let mut inst = linker.instance(name)?;
+        inst.resource("graph", ResourceType::host::<Graph>(), move |mut store, rep| {
+            api::graph::HostGraph::drop(&mut view(store.data_mut()), Resource::new_own(rep))
+        })?;
+        inst.func_wrap("[method]graph.init-execution-context", move |mut store, (graph,): (Resource<Graph>,)| {
+            Ok((api::graph::HostGraph::init_execution_context(&mut view(store.data_mut()), graph)?,))
+        })?;
+        inst.func_wrap(
+            "load",
+            move |mut store, (_, _, _): (Vec<Vec<u8>>, api::graph::GraphEncoding, api::graph::ExecutionTarget)| {
+                let denied = NnError::new(ErrorKind::Denied, "a dependency cannot load guest-supplied models");
+                Ok((view(store.data_mut()).fail::<Resource<Graph>>(denied)?,))
+            },
+        )?;
+        inst.func_wrap("load-by-name", move |mut store, (model,): (String,)| {
+            let host = store.data_mut();
+            if !host.deps().0.may_load(index, &model) {
+                let denied = NnError::new(
+                    ErrorKind::NotFound,
+                    format!("model `{model}` was not shared with this dependency (grant it: nn:{model})"),
+                );
+                return Ok((view(host).fail::<Resource<Graph>>(denied)?,));
+            }
+            Ok((api::graph::Host::load_by_name(&mut view(host), model)?,))
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Composition (docs/benchmarks.md, "Composition"), in one run:
+#  - `wasmbox compose` time and the composed size vs the sum of the parts, for the Rust app
+#    with a Rust, a JavaScript (componentize-js) and a Python (componentize-py) provider;
+#  - `wasmbox run DIR` (a wasmbox.toml app whose [dependencies] were composed and cached by an
+#    earlier run) vs `wasmbox run` of the already-composed component, interleaved by hyperfine:
+#    what finding the cached composition adds to a start.
+# Needs the pinned toolchains of scripts/deps.sh. Usage: bench/compose.sh [RUNS] (default 200)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-200}
+TOOLS="$HOME/.cache/wasmbox-test"
+cargo build -q --release -p wasmbox --bin wasmbox
+GUESTS="$HOME/.cache/wasmbox-bench/compose-guests"
+(cd crates/test-programs/guests && cargo build -q --release --target wasm32-wasip2 --target-dir "$GUESTS")
+W=$(mktemp -d)
+export WASMBOX_HOME="$W/home"
+trap 'rm -rf "$W"' EXIT
+WB="$PWD/target/release/wasmbox"
+WIT="$PWD/crates/test-programs/guests/wit/greet"
+cp "$GUESTS/wasm32-wasip2/release/greet-app.wasm" "$W/app.wasm"
+cp "$GUESTS/wasm32-wasip2/release/greet-rust.wasm" "$W/greet-rust.wasm"
+"$TOOLS/componentize-js-0.23.0/node_modules/.bin/componentize-js" --wit "$WIT" --world-name provider \
+    --disable http fetch-event -o "$W/greet-js.wasm" crates/test-programs/polyglot/greet.js >/dev/null
+(cd crates/test-programs/polyglot && "$TOOLS/componentize-py-0.25.1/bin/componentize-py" -d "$WIT" -w provider \
+    componentize greet -o "$W/greet-py.wasm" >/dev/null)
+
+cd "$W"
+size() { stat -c %s "$1"; }
+echo "| provider | app + provider (bytes) | composed (bytes) | compose time (median of 5) |"
+echo "|---|---|---|---|"
+for p in greet-rust greet-js greet-py; do
+    times=()
+    for _ in 1 2 3 4 5; do
+        t=$("$WB" compose app.wasm --plug "$p.wasm" -o "$p-all.wasm" 2>&1 | sed -n 's/.*bytes, \([0-9.]*\) ms).*/\1/p')
+        times+=("$t")
+    done
+    median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
+    echo "| $p | $(( $(size app.wasm) + $(size "$p.wasm") )) | $(size "$p-all.wasm") | $median ms |"
+done
+
+mkdir app && cp app.wasm greet-rust.wasm app/
+printf 'name = "bench"\nwasm = "app.wasm"\n[dependencies]\n"example:greet/greeter" = "greet-rust.wasm"\n' >app/wasmbox.toml
+"$WB" compose app.wasm --plug greet-rust.wasm -o composed.wasm 2>/dev/null
+# Warm both: the composition cache (DIR) and the compile cache (the same composed bytes).
+"$WB" run ./app x >/dev/null; "$WB" run composed.wasm x >/dev/null
+hyperfine -N -w 20 -r "$RUNS" --export-json run.json "$WB run ./app x" "$WB run composed.wasm x" >/dev/null
+python3 - <<'PY'
+import json, statistics
+r = json.load(open("run.json"))["results"]
+d, c = (statistics.median(x["times"]) * 1e3 for x in r)
+print(f"\nrun DIR (cached composition): {d:.2f} ms; run composed.wasm: {c:.2f} ms; "
+      f"difference {d - c:+.2f} ms (ratio {d / c:.3f})")
+PY
