@@ -63,7 +63,7 @@ fn compose_hint(e: &wasmbox_compose::ComposeError) -> String {
             `wasmbox inspect --wit DEP` shows what a component exports"
                 .into()
         }
-        E::Incompatible { .. } => "the two were built against different versions of the interface; rebuild one \
+        E::Incompatible(_) => "the two were built against different versions of the interface; rebuild one \
             from the other's WIT (`wasmbox inspect --wit`)"
             .into(),
         E::Ambiguous { .. } => "plug only one dependency per interface".into(),

@@ -89,6 +89,27 @@ fn a_plugged_dependency_gets_none_of_the_apps_grants_unless_shared() {
 }
 
 #[test]
+fn a_dependency_opens_no_socket_unless_the_apps_network_is_shared() {
+    let w = Work::new();
+    let port = common::pong_server(std::time::Duration::from_secs(30));
+    let allow = format!("127.0.0.1:{port}");
+    let target = format!("connect:127.0.0.1:{port}");
+    w.run(&["compose", "app.wasm", "--plug", "greet-rust.wasm", "-o", "closed.wasm"]).code(0);
+    w.run(&["run", "--net-allow", &allow, "closed.wasm", &target])
+        .code(0)
+        .stdout_has("dependency connect: failed")
+        .stdout_has("app connect: ok");
+    w.run(&["compose", "app.wasm", "--plug", "greet-rust.wasm", "--grant", "greet-rust.wasm=net", "-o", "open.wasm"])
+        .code(0);
+    w.run(&["run", "--net-allow", &allow, "open.wasm", &target])
+        .code(0)
+        .stdout_has("dependency connect: ok")
+        .stdout_has("app connect: ok");
+    // A share of nothing is nothing: the app has no network here.
+    w.run(&["run", "open.wasm", &target]).code(0).stdout_has("dependency connect: failed");
+}
+
+#[test]
 fn composing_is_deterministic() {
     let w = Work::new();
     for out in ["a.wasm", "b.wasm"] {

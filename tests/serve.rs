@@ -779,3 +779,28 @@ fn a_large_component_serves_at_once_then_switches_to_optimized_code() {
     }
     checks("optimized");
 }
+
+#[test]
+fn a_directory_with_dependencies_serves_its_composed_app_and_the_dependency_gets_no_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(wasmbox_test_programs::HTTP_GREET_COMPONENT, dir.path().join("app.wasm")).unwrap();
+    std::fs::copy(wasmbox_test_programs::GREET_RUST_COMPONENT, dir.path().join("greet.wasm")).unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/secret.txt"), "s3cret").unwrap();
+    let manifest =
+        "name = \"greeter\"\nwasm = \"app.wasm\"\n[dependencies]\n\"example:greet/greeter\" = \"greet.wasm\"\n";
+    std::fs::write(dir.path().join("wasmbox.toml"), manifest).unwrap();
+    let data = format!("{}:/data", dir.path().join("data").display());
+    let server = Server::start(&["-e", "GREETING=hi", "-v", &data, dir.path().to_str().unwrap()]);
+    let (status, body) = server.get("/Ann");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hello from rust, Ann! (dependency sees GREETING=absent /data/secret.txt=absent)"), "{body}");
+
+    // Shared in the manifest: the dependency sees them.
+    let shared = "name = \"greeter\"\nwasm = \"app.wasm\"\n[dependencies]\n\"example:greet/greeter\" = { source = \"greet.wasm\", grants = { dirs = [\"/data\"], env = [\"GREETING\"] } }\n";
+    std::fs::write(dir.path().join("wasmbox.toml"), shared).unwrap();
+    let server = Server::start(&["-e", "GREETING=hi", "-v", &data, dir.path().to_str().unwrap()]);
+    let (status, body) = server.get("/Bo");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("(dependency sees GREETING=hi /data/secret.txt=s3cret)"), "{body}");
+}

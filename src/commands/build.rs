@@ -63,6 +63,7 @@ pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
     // Validate by compiling (which also warms the compile cache for the first run).
     let rt = Runtime::new(EngineOptions::default())?;
     // `[dependencies]` are plugged in here: the image holds one component.
+    #[cfg_attr(not(feature = "compose"), allow(unused_mut))]
     let mut deps = std::collections::BTreeMap::new();
     let artifact = match app.as_ref().filter(|app| !app.dependencies.is_empty()) {
         #[cfg(feature = "compose")]

@@ -277,6 +277,7 @@ fn app_dir_source(dir: &Path, policy: PullPolicy, registry: &pull::RegistryArgs)
 }
 
 /// The manifest digest of image `text` in the local store (pulled first per `policy`).
+#[cfg(feature = "compose")]
 pub fn image_digest(text: &str, policy: PullPolicy, registry: &pull::RegistryArgs) -> anyhow::Result<String> {
     let reference = parse_reference(text)?;
     let descriptor = find_image(&image_store()?, &reference, policy, registry)?;

@@ -9,10 +9,8 @@ pub enum ComposeError {
     #[error("{part} imports `{import}`, which no --plug dependency exports and wasmbox does not provide")]
     Unsatisfied { part: String, import: String },
     /// A dependency exports the interface, but with another type.
-    #[error(
-        "{dep} exports `{import}` with an incompatible type for {part}: {detail}; {part} expects `{expected}`, {dep} has `{found}`"
-    )]
-    Incompatible { part: String, dep: String, import: String, detail: String, expected: String, found: String },
+    #[error("{0}")]
+    Incompatible(Box<Mismatch>),
     /// Two dependencies export one interface that a part imports.
     #[error("`{import}` (imported by {part}) is exported by both {first} and {second}: plug only one of them")]
     Ambiguous { part: String, import: String, first: String, second: String },
@@ -28,4 +26,18 @@ pub enum ComposeError {
     /// The encoder or the validator refused the result (a bug, or parts wasmbox cannot join).
     #[error("the composed component is invalid: {0}")]
     Invalid(String),
+}
+
+/// Where an export and the import it would satisfy differ.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{dep} exports `{import}` with an incompatible type for {part}: {detail}; {part} expects `{expected}`, {dep} has `{found}`"
+)]
+pub struct Mismatch {
+    pub part: String,
+    pub dep: String,
+    pub import: String,
+    pub detail: String,
+    pub expected: String,
+    pub found: String,
 }

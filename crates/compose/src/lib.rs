@@ -11,5 +11,5 @@ mod error;
 mod plug;
 mod wit_text;
 
-pub use error::ComposeError;
+pub use error::{ComposeError, Mismatch};
 pub use plug::{Composed, Dep, compose};

@@ -7,7 +7,7 @@ use wac_graph::{CompositionGraph, EncodeError, EncodeOptions, NodeId, PackageId,
 use wasmbox_engine::deps::names::{dep_import_name, is_isolated};
 use wasmbox_engine::deps::record::{DepGrants, DepRecord, Record, section_bytes};
 
-use crate::error::ComposeError;
+use crate::error::{ComposeError, Mismatch};
 use crate::wit_text;
 
 /// The WASI packages a wasmbox host implements: imports of these may stay unplugged.
@@ -199,13 +199,15 @@ fn check_type(
     if SubtypeChecker::new(&mut cache).is_subtype(have, types, want, types).is_ok() {
         return Ok(());
     }
-    let fail = |detail: String, expected: String, found: String| ComposeError::Incompatible {
-        part: parts[p].name.clone(),
-        dep: parts[q].name.clone(),
-        import: import.to_string(),
-        detail,
-        expected,
-        found,
+    let fail = |detail: String, expected: String, found: String| {
+        ComposeError::Incompatible(Box::new(Mismatch {
+            part: parts[p].name.clone(),
+            dep: parts[q].name.clone(),
+            import: import.to_string(),
+            detail,
+            expected,
+            found,
+        }))
     };
     if let (ItemKind::Instance(w), ItemKind::Instance(h)) = (want, have) {
         for (member, wk) in &types[w].exports {

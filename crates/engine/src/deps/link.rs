@@ -66,7 +66,7 @@ impl DepContexts {
 impl DepContext {
     fn new(app: &Capabilities, grants: &DepGrants) -> Result<DepContext, EngineError> {
         let mut caps = Capabilities {
-            deterministic: app.deterministic.clone(),
+            deterministic: app.deterministic,
             stdin: crate::capabilities::Stdin::Null,
             ..Default::default()
         };

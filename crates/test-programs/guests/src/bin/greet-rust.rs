@@ -10,6 +10,13 @@ mod provider {
 
     impl exports::example::greet::greeter::Guest for Greeter {
         fn greet(name: String) -> String {
+            // `connect:ADDR`: report whether this dependency may open a TCP connection.
+            if let Some(addr) = name.strip_prefix("connect:") {
+                return match std::net::TcpStream::connect(addr) {
+                    Ok(_) => "dependency connect: ok".into(),
+                    Err(e) => format!("dependency connect: failed ({:?})", e.kind()),
+                };
+            }
             let env = std::env::var("GREETING").unwrap_or_else(|_| "absent".into());
             let file = std::fs::read_to_string("/data/secret.txt")
                 .map(|s| s.trim().to_string())
