@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-200}
 TOOLS="$HOME/.cache/wasmbox-test"
+command -v hyperfine >/dev/null || { echo "bench/compose.sh needs hyperfine (Debian package hyperfine)" >&2; exit 1; }
 cargo build -q --release -p wasmbox --bin wasmbox
 GUESTS="$HOME/.cache/wasmbox-bench/compose-guests"
 (cd crates/test-programs/guests && cargo build -q --release --target wasm32-wasip2 --target-dir "$GUESTS")
@@ -44,11 +45,22 @@ printf 'name = "bench"\nwasm = "app.wasm"\n[dependencies]\n"example:greet/greete
 "$WB" compose app.wasm --plug greet-rust.wasm -o composed.wasm 2>/dev/null
 # Warm both: the composition cache (DIR) and the compile cache (the same composed bytes).
 "$WB" run ./app x >/dev/null; "$WB" run composed.wasm x >/dev/null
-hyperfine -N -w 20 -r "$RUNS" --export-json run.json "$WB run ./app x" "$WB run composed.wasm x" >/dev/null
-python3 - <<'PY'
-import json, statistics
-r = json.load(open("run.json"))["results"]
-d, c = (statistics.median(x["times"]) * 1e3 for x in r)
-print(f"\nrun DIR (cached composition): {d:.2f} ms; run composed.wasm: {c:.2f} ms; "
-      f"difference {d - c:+.2f} ms (ratio {d / c:.3f})")
+# Interleaved: ROUNDS rounds, each timing both (order alternating), RUNS/ROUNDS runs apiece.
+ROUNDS=10
+for r in $(seq 1 $ROUNDS); do
+    a="$WB run ./app x"; b="$WB run composed.wasm x"
+    if [ $((r % 2)) -eq 0 ]; then t=$a; a=$b; b=$t; fi
+    hyperfine -N -w 5 -r $((RUNS / ROUNDS)) --export-json "run-$r.json" "$a" "$b" >/dev/null 2>&1
+done
+python3 - "$ROUNDS" <<'PY'
+import json, statistics, sys
+dirs, comps = [], []
+for r in range(1, int(sys.argv[1]) + 1):
+    for x in json.load(open(f"run-{r}.json"))["results"]:
+        (dirs if "./app" in x["command"] else comps).append(x["median"] * 1e3)
+d, c = statistics.median(dirs), statistics.median(comps)
+diffs = sorted(a - b for a, b in zip(dirs, comps))
+print(f"\nrun DIR (cached composition): {d:.2f} ms; run composed.wasm: {c:.2f} ms (medians of {len(dirs)} "
+      f"round medians); per-round difference: median {statistics.median(diffs):+.2f} ms, "
+      f"range {diffs[0]:+.2f}..{diffs[-1]:+.2f} ms")
 PY

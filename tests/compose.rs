@@ -61,6 +61,17 @@ fn a_plugged_dependency_gets_none_of_the_apps_grants_unless_shared() {
         .code(0)
         .stdout_has("hello from rust, Ann! (dependency sees GREETING=absent /data/secret.txt=absent)")
         .stdout_has("app sees GREETING=hi /data/secret.txt=s3cret");
+    // Its WIT is what the Bytecode Alliance's wasm-tools prints: the dependency's own WASI
+    // imports are ordinary interface imports to every component tool.
+    let ours = w.run(&["inspect", "--wit", "out.wasm"]);
+    ours.code(0).stdout_has("import wasmbox-dep0:wasi-filesystem/preopens@");
+    let theirs = std::process::Command::new(wasm_tools())
+        .args(["component", "wit", "out.wasm"])
+        .current_dir(w.path())
+        .output()
+        .unwrap();
+    assert!(theirs.status.success(), "{}", String::from_utf8_lossy(&theirs.stderr));
+    assert_eq!(ours.stdout, String::from_utf8(theirs.stdout).unwrap());
     let shown = w.run(&["inspect", "out.wasm"]);
     shown.code(0).stdout_has("greet-rust.wasm").stdout_has("may use:   nothing of the app's grants");
     assert!(shown.stdout.contains("wasi:filesystem/preopens") && shown.stdout.contains("wasi:cli/environment"));
@@ -170,6 +181,10 @@ fn running_an_app_whose_import_nobody_provides_says_what_would() {
         .stderr_has("example:greet/greeter")
         .stderr_has("--plug")
         .stderr_has("[dependencies]");
+}
+
+fn wasm_tools() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/wasmbox-test/wasm-tools-1.262.0/bin/wasm-tools")
 }
 
 fn write_app(dir: &Path, deps: &str) {
