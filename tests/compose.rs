@@ -118,6 +118,18 @@ fn a_dependency_opens_no_socket_unless_the_apps_network_is_shared() {
         .stdout_has("app connect: ok");
     // A share of nothing is nothing: the app has no network here.
     w.run(&["run", "open.wasm", &target]).code(0).stdout_has("dependency connect: failed");
+
+    // A share of one rule: the app may reach both ports, the dependency only the one named.
+    let other = format!("127.0.0.1:{}", common::pong_server(std::time::Duration::from_secs(30)));
+    let one = format!("greet-rust.wasm=net:{other}");
+    w.run(&["compose", "app.wasm", "--plug", "greet-rust.wasm", "--grant", &one, "-o", "one.wasm"]).code(0);
+    w.run(&["run", "--net-allow", &allow, "--net-allow", &other, "one.wasm", &target])
+        .code(0)
+        .stdout_has("dependency connect: failed")
+        .stdout_has("app connect: ok");
+    w.run(&["run", "--net-allow", &allow, "--net-allow", &other, "one.wasm", &format!("connect:{other}")])
+        .code(0)
+        .stdout_has("dependency connect: ok");
 }
 
 #[test]

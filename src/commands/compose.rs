@@ -26,7 +26,8 @@ pub struct ComposeArgs {
     pub plugs: Vec<PathBuf>,
 
     /// Share one of the app's grants with a dependency, which otherwise gets none:
-    /// DEP=dir:/GUEST[:ro], DEP=env:NAME, DEP=env:NAME=VALUE, DEP=net, DEP=http, DEP=nn:MODEL
+    /// DEP=dir:/GUEST[:ro], DEP=env:NAME, DEP=env:NAME=VALUE, DEP=net[:RULE], DEP=http[:HOST],
+    /// DEP=nn:MODEL
     /// (DEP as given to --plug); repeatable
     #[arg(long = "grant", value_name = "DEP=GRANT")]
     pub grants: Vec<String>,

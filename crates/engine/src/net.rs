@@ -137,8 +137,8 @@ fn in_cidr(addr: IpAddr, net: IpAddr, len: u8) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct NetPolicy {
     rules: Vec<NetRule>,
-    /// `(ip, port, listen)` for what the allowed host names resolved to at start.
-    resolved: Vec<(IpAddr, Option<u16>, bool)>,
+    /// `(ip, port, listen, rule)` for what the allowed host names resolved to at start.
+    resolved: Vec<(IpAddr, Option<u16>, bool, usize)>,
 }
 
 /// What a socket wants to do with an address (wasmtime's checks, grouped).
@@ -160,13 +160,32 @@ impl NetPolicy {
     /// Builds the policy and resolves its host names (an unresolvable name allows nothing).
     pub fn new(rules: Vec<NetRule>) -> Self {
         let mut resolved = Vec::new();
-        for rule in &rules {
+        for (index, rule) in rules.iter().enumerate() {
             if let NetTarget::Host(name) = &rule.target
                 && let Ok(addrs) = (name.as_str(), rule.port.unwrap_or(0)).to_socket_addrs()
             {
-                resolved.extend(addrs.map(|a| (a.ip().to_canonical(), rule.port, rule.listen)));
+                resolved.extend(addrs.map(|a| (a.ip().to_canonical(), rule.port, rule.listen, index)));
             }
         }
+        NetPolicy { rules, resolved }
+    }
+
+    /// The policy of only the rules `keep` accepts, with their names as resolved for this one
+    /// (no new lookups): a composed component's dependency's share of the app's network.
+    pub fn subset(&self, keep: impl Fn(&NetRule) -> bool) -> NetPolicy {
+        let mut rules = Vec::new();
+        let mut index_map = vec![None; self.rules.len()];
+        for (i, rule) in self.rules.iter().enumerate() {
+            if keep(rule) {
+                index_map[i] = Some(rules.len());
+                rules.push(rule.clone());
+            }
+        }
+        let resolved = self
+            .resolved
+            .iter()
+            .filter_map(|&(ip, port, listen, i)| index_map[i].map(|j| (ip, port, listen, j)))
+            .collect();
         NetPolicy { rules, resolved }
     }
 
@@ -193,7 +212,7 @@ impl NetPolicy {
                     NetTarget::Cidr(net, len) => in_cidr(ip, net, len),
                     NetTarget::Host(_) => false,
                 }
-        }) || self.resolved.iter().any(|(a, p, l)| *l == listen && *a == ip && port_ok(*p))
+        }) || self.resolved.iter().any(|(a, p, l, _)| *l == listen && *a == ip && port_ok(*p))
     }
 
     /// May a socket connect to (or send to) `addr`?

@@ -46,7 +46,14 @@ pub fn build_ctx(caps: &Capabilities) -> Result<WasiCtxBuilder, EngineError> {
     // Network: TCP and UDP exist only when something is allowed, and then every address is
     // checked against the policy: connect and send-to against connect rules, bind and listen
     // against `listen=` rules.
-    let net = Arc::new(caps.net.clone());
+    check_sockets(&mut b, Arc::new(caps.net.clone()));
+    Ok(b)
+}
+
+/// Enables sockets when `net` allows anything, and checks every address a socket uses against
+/// it. A socket keeps the check it was created with (wasmtime-wasi copies it into the socket),
+/// so sockets made from a dependency's context follow the dependency's share (`deps`).
+pub(crate) fn check_sockets(b: &mut WasiCtxBuilder, net: Arc<crate::net::NetPolicy>) {
     let enabled = !net.is_empty();
     b.allow_tcp(enabled).allow_udp(enabled).allow_ip_name_lookup(enabled);
     b.socket_addr_check(move |addr, usage: SocketAddrUse| {
@@ -63,5 +70,4 @@ pub fn build_ctx(caps: &Capabilities) -> Result<WasiCtxBuilder, EngineError> {
         }
         Box::pin(async move { allowed })
     });
-    Ok(b)
 }

@@ -74,15 +74,39 @@ pub struct AppDepGrants {
     /// Names of the app's variables it sees too, or a table NAME = VALUE set for it alone.
     #[serde(default)]
     pub env: AppDepEnv,
-    /// Shares the app's `--net-allow` network access.
+    /// The app's `--net-allow` rules (as written) its sockets may use; `true`: all of them.
     #[serde(default)]
-    pub net: bool,
-    /// Shares the app's outbound HTTP (`serve`).
+    pub net: AppDepRules,
+    /// `--http-allow` hosts for its outbound HTTP (`serve`), within the app's; `true`: all.
     #[serde(default)]
-    pub http: bool,
+    pub http: AppDepRules,
     /// WASI-NN models of the app's, by name.
     #[serde(default)]
     pub nn: Vec<String>,
+}
+
+/// `net`/`http` of a dependency's grants: a list of rules, or `true` for all of the app's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AppDepRules {
+    All(bool),
+    Rules(Vec<String>),
+}
+
+impl Default for AppDepRules {
+    fn default() -> Self {
+        AppDepRules::All(false)
+    }
+}
+
+impl AppDepRules {
+    fn to_grants(&self) -> Vec<String> {
+        match self {
+            AppDepRules::All(true) => vec![wasmbox_engine::deps::record::ALL.to_string()],
+            AppDepRules::All(false) => Vec::new(),
+            AppDepRules::Rules(rules) => rules.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -118,8 +142,8 @@ impl AppDep {
             dirs: g.dirs.clone(),
             env,
             env_set,
-            net: g.net,
-            http: g.http,
+            net: g.net.to_grants(),
+            http: g.http.to_grants(),
             nn: g.nn.clone(),
         }
     }
@@ -280,12 +304,20 @@ impl App {
             if dep.source().is_empty() {
                 return Err(format!("[dependencies] `{key}` has an empty source"));
             }
-            for d in dep.grants().dirs {
+            let grants = dep.grants();
+            for d in &grants.dirs {
                 if !d.starts_with('/') {
                     return Err(format!(
                         "[dependencies] `{key}`: grant dir `{d}` must be the app's guest path (e.g. \"/data\")"
                     ));
                 }
+            }
+            let all = wasmbox_engine::deps::record::ALL;
+            for rule in grants.net.iter().filter(|r| *r != all) {
+                rule.parse::<NetRule>().map_err(|e| format!("[dependencies] `{key}`: {e}"))?;
+            }
+            for rule in grants.http.iter().filter(|r| *r != all) {
+                rule.parse::<wasmbox_engine::http::HttpRule>().map_err(|e| format!("[dependencies] `{key}`: {e}"))?;
             }
         }
         let mut paths = std::collections::BTreeSet::new();

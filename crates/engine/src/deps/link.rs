@@ -10,11 +10,11 @@ use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddressFamily};
 use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket::Host as TcpCreate;
 use wasmtime_wasi::p2::bindings::sockets::udp_create_socket::Host as UdpCreate;
 use wasmtime_wasi::p2::{TcpSocket, UdpSocket};
-use wasmtime_wasi::sockets::WasiSocketsView;
+use wasmtime_wasi::sockets::{WasiSocketsCtxView, WasiSocketsView};
 use wasmtime_wasi::{WasiCtx, WasiView};
 
 use super::names::split_dep_import;
-use super::record::{DepGrants, Record};
+use super::record::{ALL, DepGrants, Record};
 use crate::capabilities::{Capabilities, Preopen};
 use crate::error::EngineError;
 
@@ -23,9 +23,17 @@ struct DepContext {
     /// Its own WASI context: only the directories it may see.
     wasi: WasiCtx,
     env: Vec<(String, String)>,
-    net: bool,
-    http: bool,
+    http: HttpShare,
     nn: Vec<String>,
+}
+
+/// What of the app's outbound HTTP a dependency may use.
+#[derive(Clone)]
+pub enum HttpShare {
+    None,
+    All,
+    /// Only these hosts (and still only where the app may go).
+    Rules(Vec<crate::http::HttpRule>),
 }
 
 /// The contexts of a run's dependencies, by index. A dependency the record does not list (or a
@@ -52,9 +60,9 @@ impl DepContexts {
         self.deps.get_mut(index)
     }
 
-    /// Whether dependency `index` shares the app's outbound HTTP.
-    pub fn shares_http(&self, index: usize) -> bool {
-        self.deps.get(index).is_some_and(|d| d.http)
+    /// What dependency `index` may use of the app's outbound HTTP.
+    pub fn http_share(&self, index: usize) -> HttpShare {
+        self.deps.get(index).map_or(HttpShare::None, |d| d.http.clone())
     }
 
     /// Whether dependency `index` may load the app's model `name`.
@@ -89,12 +97,25 @@ impl DepContext {
             env.retain(|(name, _)| name != k);
             env.push((k.clone(), v.clone()));
         }
+        // Sockets made from this context keep its check: the app's rules the share names,
+        // as the app's names were resolved (no lookups of its own).
+        caps.net = if grants.net.iter().any(|r| r == ALL) {
+            app.net.clone()
+        } else {
+            app.net.subset(|rule| grants.net.iter().any(|g| *g == rule.to_string()))
+        };
         let wasi = crate::wasi::build_ctx(&caps)?.build();
+        let http = if grants.http.iter().any(|r| r == ALL) {
+            HttpShare::All
+        } else if grants.http.is_empty() {
+            HttpShare::None
+        } else {
+            HttpShare::Rules(grants.http.iter().filter_map(|r| r.parse().ok()).collect())
+        };
         Ok(DepContext {
             wasi,
             env,
-            net: grants.net && !app.net.is_empty(),
-            http: grants.http,
+            http,
             nn: grants.nn.iter().filter(|m| app.nn.models.contains_key(*m)).cloned().collect(),
         })
     }
@@ -139,12 +160,16 @@ pub fn add_to_linker<T: HasDeps>(linker: &mut Linker<T>, component: &Component) 
                     Ok((InstanceNetwork::instance_network(&mut store.data_mut().sockets())?,))
                 })?;
             }
+            // A dependency's sockets come from its own context: they check addresses against its
+            // share of the app's rules for as long as they live.
             "wasi:sockets/tcp-create-socket" => {
                 inst.func_wrap("create-tcp-socket", move |mut store, (family,): (IpAddressFamily,)| {
-                    if !shares_net(store.data_mut(), index) {
+                    let (deps, table) = store.data_mut().deps();
+                    let Some(dep) = deps.get(index) else {
                         return Ok((Err::<Resource<TcpSocket>, _>(ErrorCode::AccessDenied),));
-                    }
-                    match TcpCreate::create_tcp_socket(&mut store.data_mut().sockets(), family) {
+                    };
+                    let mut view = WasiSocketsCtxView { ctx: dep.wasi.sockets(), table };
+                    match TcpCreate::create_tcp_socket(&mut view, family) {
                         Ok(s) => Ok((Ok(s),)),
                         Err(e) => Ok((Err(e.downcast()?),)),
                     }
@@ -153,10 +178,12 @@ pub fn add_to_linker<T: HasDeps>(linker: &mut Linker<T>, component: &Component) 
             "wasi:sockets/udp-create-socket" => {
                 inst.func_wrap_async("create-udp-socket", move |mut store, (family,): (IpAddressFamily,)| {
                     Box::new(async move {
-                        if !shares_net(store.data_mut(), index) {
+                        let (deps, table) = store.data_mut().deps();
+                        let Some(dep) = deps.get(index) else {
                             return Ok((Err::<Resource<UdpSocket>, _>(ErrorCode::AccessDenied),));
-                        }
-                        match UdpCreate::create_udp_socket(&mut store.data_mut().sockets(), family).await {
+                        };
+                        let mut view = WasiSocketsCtxView { ctx: dep.wasi.sockets(), table };
+                        match UdpCreate::create_udp_socket(&mut view, family).await {
                             Ok(s) => Ok((Ok(s),)),
                             Err(e) => Ok((Err(e.downcast()?),)),
                         }
@@ -167,8 +194,4 @@ pub fn add_to_linker<T: HasDeps>(linker: &mut Linker<T>, component: &Component) 
         }
     }
     Ok(())
-}
-
-fn shares_net<T: HasDeps>(host: &mut T, index: usize) -> bool {
-    host.deps().0.get(index).is_some_and(|d| d.net)
 }

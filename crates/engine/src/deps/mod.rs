@@ -11,6 +11,6 @@ pub mod link;
 pub mod names;
 pub mod record;
 
-pub use link::{DepContexts, HasDeps};
+pub use link::{DepContexts, HasDeps, HttpShare};
 pub use names::{ISOLATED, dep_import_name, split_dep_import};
 pub use record::{DepGrants, DepRecord, Record, read_record};

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 /// The custom section's name.
 pub const SECTION: &str = "dev.wasmbox.deps.v1";
 
+/// In `net` and `http`: every rule of the app's.
+pub const ALL: &str = "*";
+
 /// The bound on the section a host will read (a record lists a few dependencies).
 const MAX_SECTION: usize = 1 << 20;
 
@@ -47,19 +50,16 @@ pub struct DepGrants {
     /// Variables set for the dependency alone (configuration, not a host capability).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env_set: BTreeMap<String, String>,
-    /// Shares the app's network access (its `--net-allow` rules).
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub net: bool,
-    /// Shares the app's outbound HTTP (its `--http-allow` hosts; `serve`).
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub http: bool,
+    /// The app's `--net-allow` rules (as written) the dependency's sockets may use; `*`: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub net: Vec<String>,
+    /// `--http-allow` rules for the dependency's outbound HTTP (`serve`), within the app's own;
+    /// `*`: all of the app's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<String>,
     /// WASI-NN models (by name) of the app's the dependency may load too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nn: Vec<String>,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 impl DepGrants {
@@ -90,15 +90,23 @@ impl DepGrants {
                     None => self.env.push(value.to_string()),
                 }
             }
-            "net" if value.is_empty() => self.net = true,
-            "http" if value.is_empty() => self.http = true,
+            "net" if value.is_empty() => self.net.push(ALL.into()),
+            "net" => {
+                value.parse::<crate::net::NetRule>()?;
+                self.net.push(value.to_string());
+            }
+            "http" if value.is_empty() => self.http.push(ALL.into()),
+            "http" => {
+                value.parse::<crate::http::HttpRule>()?;
+                self.http.push(value.to_string());
+            }
             "nn" => {
                 need("MODEL")?;
                 self.nn.push(value.to_string());
             }
             _ => {
                 return Err(format!(
-                    "unknown grant `{spec}` (expected dir:/GUEST, env:NAME, env:NAME=VALUE, net, http or nn:MODEL)"
+                    "unknown grant `{spec}` (expected dir:/GUEST, env:NAME, env:NAME=VALUE, net[:RULE], http[:RULE] or nn:MODEL)"
                 ));
             }
         }
@@ -110,12 +118,11 @@ impl DepGrants {
         let mut out: Vec<String> = self.dirs.iter().map(|d| format!("dir:{d}")).collect();
         out.extend(self.env.iter().map(|e| format!("env:{e}")));
         out.extend(self.env_set.iter().map(|(k, v)| format!("env:{k}={v}")));
-        if self.net {
-            out.push("net".into());
-        }
-        if self.http {
-            out.push("http".into());
-        }
+        let rules = |kind: &str, rules: &[String]| -> Vec<String> {
+            rules.iter().map(|r| if r == ALL { kind.to_string() } else { format!("{kind}:{r}") }).collect()
+        };
+        out.extend(rules("net", &self.net));
+        out.extend(rules("http", &self.http));
         out.extend(self.nn.iter().map(|m| format!("nn:{m}")));
         out
     }
@@ -189,7 +196,9 @@ mod tests {
         g.add("env:GREETING").unwrap();
         g.add("env:MODE=fast").unwrap();
         g.add("net").unwrap();
-        assert_eq!(g.describe(), ["dir:/data", "env:GREETING", "env:MODE=fast", "net"]);
+        g.add("http:api.example.com").unwrap();
+        assert_eq!(g.describe(), ["dir:/data", "env:GREETING", "env:MODE=fast", "net", "http:api.example.com"]);
+        assert!(g.add("net:not a rule").is_err());
         assert!(g.add("dir:data").is_err());
         assert!(g.add("files:/x").is_err());
         assert!(g.add("env").is_err());

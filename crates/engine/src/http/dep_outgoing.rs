@@ -1,6 +1,6 @@
 //! Outbound HTTP of a composed component's dependencies (`deps`): a dependency sends requests
-//! only when the composition shared the app's `--http-allow` with it (and then under the same
-//! rules); otherwise every request is `http-request-denied`.
+//! only to hosts its share names (`http:HOST`, or all of the app's), and then still only where
+//! the app's `--http-allow` lets the app go; anything else is `http-request-denied`.
 
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime_wasi_http::WasiHttpView;
@@ -8,7 +8,9 @@ use wasmtime_wasi_http::p2::bindings::http::outgoing_handler::Host as OutgoingHa
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::p2::types::HostOutgoingRequest;
 
-use crate::deps::{HasDeps, split_dep_import};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+use crate::deps::{HasDeps, HttpShare, split_dep_import};
 
 pub(crate) fn add_to_linker<T: HasDeps + WasiHttpView>(
     linker: &mut Linker<T>,
@@ -27,7 +29,17 @@ pub(crate) fn add_to_linker<T: HasDeps + WasiHttpView>(
                 Option<Resource<wasmtime_wasi_http::RequestOptions>>,
             )| {
                 let host = store.data_mut();
-                if !host.deps().0.shares_http(index) {
+                let allowed = match host.deps().0.http_share(index) {
+                    HttpShare::None => false,
+                    HttpShare::All => true,
+                    HttpShare::Rules(rules) => {
+                        let req = host.http().table.get(&request)?;
+                        let https = matches!(req.scheme, Some(Scheme::Https));
+                        let (name, port) = split_authority(req.authority.as_deref().unwrap_or(""), https);
+                        rules.iter().any(|r| r.allows(name, port, https))
+                    }
+                };
+                if !allowed {
                     // The request was handed over: drop it so it does not stay in the table.
                     host.http().table.delete(request)?;
                     if let Some(options) = options {
@@ -43,4 +55,25 @@ pub(crate) fn add_to_linker<T: HasDeps + WasiHttpView>(
         )?;
     }
     Ok(())
+}
+
+/// `host[:port]` (or `[v6]:port`) of a request's authority; the scheme's port when none is given.
+fn split_authority(authority: &str, https: bool) -> (&str, u16) {
+    let default = if https { 443 } else { 80 };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, p.parse().unwrap_or(0)),
+        _ => (authority, default),
+    };
+    (host, port)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn authorities_split() {
+        assert_eq!(super::split_authority("api.example.com", true), ("api.example.com", 443));
+        assert_eq!(super::split_authority("127.0.0.1:8080", false), ("127.0.0.1", 8080));
+        assert_eq!(super::split_authority("[::1]:81", false), ("[::1]", 81));
+        assert_eq!(super::split_authority("[::1]", false), ("[::1]", 80));
+    }
 }

@@ -83,6 +83,12 @@ impl std::str::FromStr for HttpRule {
 }
 
 impl HttpRule {
+    /// Whether a request to `host:port` matches this rule.
+    pub(crate) fn allows(&self, host: &str, port: u16, https: bool) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        self.host_matches(&host) && self.port_matches(port, https)
+    }
+
     fn port_matches(&self, port: u16, https: bool) -> bool {
         match self.port {
             PortMatch::Any => true,
