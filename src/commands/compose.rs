@@ -45,6 +45,10 @@ pub struct ComposeArgs {
 }
 
 pub fn exec(a: ComposeArgs) -> anyhow::Result<i32> {
+    let most = wasmbox_engine::deps::record::MAX_DEPS;
+    if a.plugs.len() > most {
+        anyhow::bail!("{} --plug dependencies; a composition holds at most {most}", a.plugs.len());
+    }
     let mut grants: Vec<DepGrants> = vec![DepGrants::default(); a.plugs.len()];
     for spec in &a.grants {
         let (dep, grant) = spec

@@ -15,6 +15,11 @@ pub const ALL: &str = "*";
 /// The bound on the section a host will read (a record lists a few dependencies).
 const MAX_SECTION: usize = 1 << 20;
 
+/// The most dependencies a record may list: each gets a WASI context (and the directories shared
+/// with it opened) at every start and every request, so a component cannot make the host hold
+/// thousands of them.
+pub const MAX_DEPS: usize = 64;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Dependency `i` of this list is the one whose isolated imports carry index `i`.
@@ -153,6 +158,12 @@ pub fn read_record(component: &[u8]) -> Result<Option<Record>, String> {
                 }
                 let record: Record = serde_json::from_slice(s.data())
                     .map_err(|e| format!("the `{SECTION}` section is malformed: {e}"))?;
+                if record.deps.len() > MAX_DEPS {
+                    return Err(format!(
+                        "the `{SECTION}` section lists {} dependencies; at most {MAX_DEPS} are allowed",
+                        record.deps.len()
+                    ));
+                }
                 return Ok(Some(record));
             }
             _ => {}
@@ -190,6 +201,25 @@ fn leb(out: &mut Vec<u8>, mut v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_with_too_many_dependencies_is_refused() {
+        let dep = DepRecord {
+            source: "d.wasm".into(),
+            digest: "sha256:0".into(),
+            provides: vec![],
+            isolated: vec![],
+            grants: DepGrants::default(),
+        };
+        let component = |n: usize| {
+            let record = Record { deps: vec![dep.clone(); n] };
+            let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+            bytes.extend(section_bytes(&record));
+            bytes
+        };
+        assert_eq!(read_record(&component(MAX_DEPS)).unwrap().unwrap().deps.len(), MAX_DEPS);
+        assert!(read_record(&component(MAX_DEPS + 1)).unwrap_err().contains("at most 64"));
+    }
 
     #[test]
     fn grants_parse() {
