@@ -142,17 +142,22 @@ impl Record {
 /// The record in `component`'s custom section, if it has one. Reads only the top level of the
 /// component (nested modules and components are skipped, not parsed).
 pub fn read_record(component: &[u8]) -> Result<Option<Record>, String> {
-    use wasmparser::{Parser, Payload};
-    // Depth 1 is the component itself: a nested component's own record (a dependency that
-    // was itself composed) is not this one's.
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(component) {
-        // Damaged Wasm has no record to read: compiling it reports what is wrong (126).
-        let Ok(payload) = payload else { return Ok(None) };
+    use wasmparser::{Chunk, Parser, Payload};
+    // Only the component's own sections are read: nested modules and components (the parts,
+    // most of the bytes) are stepped over unparsed, since `run` reads this at every start, and a
+    // nested component's record (a dependency that was itself composed) is not this one's.
+    // Damaged Wasm has no record to read: compiling it reports what is wrong (126).
+    let mut parser = Parser::new(0);
+    let mut data = component;
+    loop {
+        let Ok(Chunk::Parsed { payload, consumed }) = parser.parse(data, true) else { return Ok(None) };
+        data = &data[consumed..];
         match payload {
-            Payload::Version { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::CustomSection(s) if depth == 1 && s.name() == SECTION => {
+            Payload::ModuleSection { unchecked_range, .. } | Payload::ComponentSection { unchecked_range, .. } => {
+                let Some(rest) = data.get(unchecked_range.len()..) else { return Ok(None) };
+                data = rest;
+            }
+            Payload::CustomSection(s) if s.name() == SECTION => {
                 if s.data().len() > MAX_SECTION {
                     return Err(format!("the `{SECTION}` section is larger than {MAX_SECTION} bytes"));
                 }
@@ -166,10 +171,10 @@ pub fn read_record(component: &[u8]) -> Result<Option<Record>, String> {
                 }
                 return Ok(Some(record));
             }
+            Payload::End(_) => return Ok(None),
             _ => {}
         }
     }
-    Ok(None)
 }
 
 /// The bytes of the custom section holding `record`, to append to a component.
