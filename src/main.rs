@@ -1,6 +1,7 @@
 //! The `wasmbox` command line: clap dispatch only; each subcommand lives in `commands/<verb>.rs`.
 
 #[cfg(feature = "compose")]
+mod agent;
 mod app_deps;
 mod commands;
 mod daemon_client;
@@ -45,6 +46,7 @@ enum Command {
     Login(commands::login::LoginArgs),
     Serve(commands::serve::ServeArgs),
     Daemon(commands::daemon::DaemonArgs),
+    Agent(commands::agent::AgentArgs),
     Ps(commands::ps::PsArgs),
     Logs(commands::logs::LogsArgs),
     Stop(commands::stop::StopArgs),
@@ -104,6 +106,7 @@ fn main() {
         Command::Login(args) => commands::login::exec(args),
         Command::Serve(args) => commands::serve::exec(args),
         Command::Daemon(args) => commands::daemon::exec(args),
+        Command::Agent(args) => commands::agent::exec(args),
         Command::Ps(args) => commands::ps::exec(args),
         Command::Logs(args) => commands::logs::exec(args),
         Command::Stop(args) => commands::stop::exec(args),

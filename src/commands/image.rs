@@ -1,4 +1,4 @@
-//! `wasmbox image prune`: delete blobs no tagged image uses.
+//! `wasmbox image prune|save|load`: the local image store as a whole.
 
 use clap::{Args, Subcommand};
 
@@ -13,6 +13,10 @@ pub struct ImageArgs {
 pub enum ImageCommand {
     /// Remove blobs that no tagged image references
     Prune,
+    /// Write images, with their stored signatures, as an OCI Image Layout (tar or directory)
+    Save(super::image_save::SaveArgs),
+    /// Read images (and their signatures) from an OCI Image Layout tar or directory
+    Load(super::image_load::LoadArgs),
 }
 
 pub fn exec(a: ImageArgs) -> anyhow::Result<i32> {
@@ -22,5 +26,7 @@ pub fn exec(a: ImageArgs) -> anyhow::Result<i32> {
             println!("removed {count} unreferenced blobs ({bytes} bytes)");
             Ok(0)
         }
+        ImageCommand::Save(a) => super::image_save::exec(a),
+        ImageCommand::Load(a) => super::image_load::exec(a),
     }
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand: each parses its flags into library types and calls a crate.
 
+pub mod agent;
 pub mod build;
 pub mod compile;
 pub mod completions;
@@ -8,6 +9,8 @@ pub mod compose;
 pub mod containers;
 pub mod daemon;
 pub mod image;
+pub mod image_load;
+pub mod image_save;
 pub mod images;
 pub mod inspect;
 pub mod key;

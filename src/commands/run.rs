@@ -253,28 +253,7 @@ fn detach(
     if d.rm && d.restart != RestartPolicy::No {
         bail!("--rm and --restart {} conflict: a container that is removed when it ends cannot restart", d.restart);
     }
-    let Some(wasm) = source.artifact.wasm() else {
-        bail!("run -d takes Wasm (a module, component, .wat or image), not a precompiled file");
-    };
-    let sha256 = wasmbox_engine::cache::hex(&super::sha256(wasm));
-    let home = crate::home::wasmbox_home()?;
-    let path = wasmbox_host::Manager::wasm_path(&home, &sha256);
-    if !path.is_file() {
-        let dir = path.parent().expect("wasm path has a parent");
-        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-        wasmbox_engine::fs::write_atomic(&path, wasm).with_context(|| format!("failed to write {}", path.display()))?;
-    }
-    // The daemon compiles a container's Wasm through the shared compile cache: a trusted
-    // precompiled layer for this CPU is put there as that compile's result, so the daemon
-    // does not compile (and an edge build, which cannot, runs the container).
-    if let Some(precompiled) = source.trusted_precompiled(verified, a.allow_precompiled)
-        && let Some(cache) = super::compile_cache(false)?
-    {
-        let rt = Runtime::new(EngineOptions { fuel: limits.fuel.is_some(), ..Default::default() })?;
-        if let Err(e) = wasmbox_engine::compile::adopt_precompiled(&rt, &precompiled, wasm, &cache) {
-            tracing::debug!("the precompiled layer is not usable by the daemon's engine: {e:#}");
-        }
-    }
+    let sha256 = stage_for_daemon(source, verified, a.allow_precompiled, limits.fuel.is_some())?;
     let mut dirs = Vec::new();
     for p in &caps.preopens {
         let host = std::fs::canonicalize(&p.host)
@@ -322,6 +301,38 @@ fn detach(
     })??;
     println!("{}", container.id);
     Ok(0)
+}
+
+/// Puts a source's Wasm where the daemon keeps container code (`containers/wasm/<sha256>`);
+/// returns its sha256. A trusted precompiled layer for this CPU goes into the shared compile
+/// cache as that Wasm's compiled form, so the daemon does not compile (and an edge build,
+/// which cannot, runs the container). Also the agent's way to the daemon.
+pub fn stage_for_daemon(
+    source: &super::Source,
+    verified: &[wasmbox_trust::Verified],
+    allow_precompiled: bool,
+    fuel: bool,
+) -> anyhow::Result<String> {
+    let Some(wasm) = source.artifact.wasm() else {
+        bail!("run -d takes Wasm (a module, component, .wat or image), not a precompiled file");
+    };
+    let sha256 = wasmbox_engine::cache::hex(&super::sha256(wasm));
+    let home = crate::home::wasmbox_home()?;
+    let path = wasmbox_host::Manager::wasm_path(&home, &sha256);
+    if !path.is_file() {
+        let dir = path.parent().expect("wasm path has a parent");
+        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+        wasmbox_engine::fs::write_atomic(&path, wasm).with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    if let Some(precompiled) = source.trusted_precompiled(verified, allow_precompiled)
+        && let Some(cache) = super::compile_cache(false)?
+    {
+        let rt = Runtime::new(EngineOptions { fuel, ..Default::default() })?;
+        if let Err(e) = wasmbox_engine::compile::adopt_precompiled(&rt, &precompiled, wasm, &cache) {
+            tracing::debug!("the precompiled layer is not usable by the daemon's engine: {e:#}");
+        }
+    }
+    Ok(sha256)
 }
 
 /// `run --engine`.

@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod compat;
 pub mod error;
+pub mod layout;
 pub mod media;
 pub mod pack;
 pub mod precompiled;

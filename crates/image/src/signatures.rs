@@ -75,22 +75,8 @@ impl Registry {
             "digest": payload_digest,
             "annotations": { payload::SIGNATURE_ANNOTATION: signature },
         }));
-        let diff_ids: Vec<Value> = layers.iter().map(|l| l["digest"].clone()).collect();
-        // The config cosign writes: an empty image whose rootfs lists the payloads.
-        let config = serde_json::to_vec(&json!({
-            "architecture": "", "created": "0001-01-01T00:00:00Z",
-            "history": [{"created": "0001-01-01T00:00:00Z"}], "os": "",
-            "rootfs": {"type": "layers", "diff_ids": diff_ids}, "config": {},
-        }))
-        .map_err(|e| malformed(e.to_string()))?;
+        let (config, manifest) = sig_manifest(&layers)?;
         let config_digest = format!("sha256:{}", hex(&Sha256::digest(&config)));
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": media::MANIFEST,
-            "config": {"mediaType": media::OCI_CONFIG, "size": config.len(), "digest": config_digest},
-            "layers": layers,
-        }))
-        .map_err(|e| malformed(e.to_string()))?;
         self.client
             .auth(&sig_ref, &self.auth, oci_client::RegistryOperation::Push)
             .await
@@ -221,6 +207,27 @@ impl Registry {
     fn refused(&self, reason: String) -> ImageError {
         ImageError::Registry { registry: self.registry.clone(), failure: RegistryFailure::Integrity, reason }
     }
+}
+
+/// cosign's `.sig` image for signature `layers`: its config (an empty image whose rootfs
+/// lists the payloads, as cosign writes it) and manifest.
+pub(crate) fn sig_manifest(layers: &[Value]) -> Result<(Vec<u8>, Vec<u8>), ImageError> {
+    let diff_ids: Vec<Value> = layers.iter().map(|l| l["digest"].clone()).collect();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "", "created": "0001-01-01T00:00:00Z",
+        "history": [{"created": "0001-01-01T00:00:00Z"}], "os": "",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}, "config": {},
+    }))
+    .map_err(|e| malformed(e.to_string()))?;
+    let config_digest = format!("sha256:{}", hex(&Sha256::digest(&config)));
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": media::MANIFEST,
+        "config": {"mediaType": media::OCI_CONFIG, "size": config.len(), "digest": config_digest},
+        "layers": layers,
+    }))
+    .map_err(|e| malformed(e.to_string()))?;
+    Ok((config, manifest))
 }
 
 fn at_tag(reference: &Reference, tag: &str) -> Reference {

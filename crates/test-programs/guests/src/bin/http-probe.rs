@@ -6,7 +6,7 @@
 //! linear memory are full of it (a fresh instance: 0, whatever the host kept resident),
 //! `/fetch` fetches the URL in the `x-fetch-url` header and answers with its status and body
 //! (502 with the error when the host refuses), `/large/N` streams N MiB, `/env/NAME` answers
-//! the variable's value.
+//! the variable's value, `/health` answers 200, or 503 when `PROBE_HEALTH=fail`.
 //! Behind a route prefix, put the operation after `/-/` (`/api/-/env/NAME`).
 //! Built for wasm32-wasip2 only; on wasip1 it is an empty program.
 
@@ -142,6 +142,12 @@ mod handler {
                         Ok((status, body)) => respond(out, status, &mut std::iter::once(body)),
                         Err(e) => respond(out, 502, &mut std::iter::once(format!("fetch failed: {e}\n").into_bytes())),
                     }
+                }
+                ["health"] => {
+                    // The agent's HTTP health check: an image can be built to fail it.
+                    let failing = std::env::var("PROBE_HEALTH").is_ok_and(|v| v == "fail");
+                    let (status, text) = if failing { (503, "unhealthy\n") } else { (200, "ok\n") };
+                    respond(out, status, &mut std::iter::once(text.as_bytes().to_vec()));
                 }
                 ["env", name] => {
                     let value = std::env::var(name).unwrap_or_default();
