@@ -1,7 +1,7 @@
 //! The `wasmbox` command line: clap dispatch only; each subcommand lives in `commands/<verb>.rs`.
 
-#[cfg(feature = "compose")]
 mod agent;
+#[cfg(feature = "compose")]
 mod app_deps;
 mod commands;
 mod daemon_client;
