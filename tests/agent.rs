@@ -279,6 +279,23 @@ fn an_offline_device_updates_from_a_saved_layout_and_keeps_running_without_sourc
     depot.run(&["image", "save", &hello, "-o", tar.to_str().unwrap()]).code(0);
     drop(registry);
 
+    // A stick whose copy of v5 was altered: not imported, nothing of it stored, v1 keeps running.
+    let index: Value = serde_json::from_slice(&std::fs::read(usb.path().join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"].as_array().unwrap().iter().find(|m| m["digest"] == v5.as_str()).unwrap().clone();
+    assert_eq!(entry["annotations"]["org.opencontainers.image.ref.name"], image.as_str());
+    let manifest_path = usb.path().join("blobs/sha256").join(&v5[7..]);
+    let good = std::fs::read(&manifest_path).unwrap();
+    let mut bad = good.clone();
+    *bad.last_mut().unwrap() = b' ';
+    std::fs::write(&manifest_path, &bad).unwrap();
+    device.run(&["agent", "sync", "--timeout", "60s"]).code(0);
+    let s = status(&device, "sensor");
+    assert_eq!(s["current"].as_str(), Some(v1.as_str()), "{s}");
+    assert!(s["last_error"].as_str().unwrap_or_default().contains("does not match its digest"), "{s}");
+    assert!(!device.stored_blobs().contains(&v5), "an altered manifest was stored");
+    assert_only_running(&device, "sensor", &v1);
+    std::fs::write(&manifest_path, &good).unwrap();
+
     device.run(&["agent", "sync", "--timeout", "60s"]).code(0);
     let s = status(&device, "sensor");
     assert_eq!((s["current"].as_str(), s["previous"].as_str()), (Some(v5.as_str()), Some(v1.as_str())), "{s}");
@@ -413,4 +430,47 @@ fn an_http_app_whose_health_path_fails_is_rolled_back_and_its_port_answers_again
     std::fs::write(&bad, "[[app]]\nname = \"web\"\nimage = \"x:1\"\nhelth = {}\n").unwrap();
     let out = device.run(&["agent", "--config", bad.to_str().unwrap()]);
     out.code(125).stderr_has("unknown field `helth`");
+}
+
+/// Copies `repo:tag` (manifest, config, layers) from registry `from` to `to`, as `cosign copy`
+/// or `skopeo copy` would mirror an image and its `.sig` tag.
+fn mirror_tag(from: &Registry, to: &Registry, repo: &str, tag: &str) {
+    use common::registry::http_with_headers;
+    let accept = [("Accept", "application/vnd.oci.image.manifest.v1+json")];
+    let r = http_with_headers(&from.addr, "GET", &format!("/v2/{repo}/manifests/{tag}"), &accept, &[]).unwrap();
+    assert_eq!(r.status, 200, "{repo}:{tag}");
+    let doc: Value = serde_json::from_slice(&r.body).unwrap();
+    for blob in std::iter::once(&doc["config"]).chain(doc["layers"].as_array().unwrap()) {
+        let d = blob["digest"].as_str().unwrap();
+        let b = http_with_headers(&from.addr, "GET", &format!("/v2/{repo}/blobs/{d}"), &[], &[]).unwrap();
+        assert_eq!(to.upload_blob(repo, &b.body), d);
+    }
+    to.put_manifest(repo, tag, "application/vnd.oci.image.manifest.v1+json", std::str::from_utf8(&r.body).unwrap());
+}
+
+#[test]
+fn a_mirror_serves_an_image_signed_for_its_origin_repository() {
+    let origin = Registry::start();
+    let mirror = Registry::start();
+    let build = Home::new();
+    let keys = Keys::new(&build);
+    let image = format!("{}/edge/sensor:stable", origin.addr);
+    let v1 = release(&build, &image, PROBE_MODULE, "args = [\"tick\", \"0\", \"200\"]", Some(&keys));
+    mirror_tag(&origin, &mirror, "edge/sensor", "stable");
+    mirror_tag(&origin, &mirror, "edge/sensor", &format!("sha256-{}.sig", &v1[7..]));
+    // The origin is out of reach; the mirror, asked first, has the image and its signature,
+    // which names the origin's repository — the one the policy checks.
+    drop(origin);
+    let device = Home::new();
+    std::fs::write(device.path().join("policy.json"), keys.policy()).unwrap();
+    let config = write_config(
+        device.path(),
+        &format!("[[source]]\nregistry = \"{}\"\n{}", mirror.addr, sensor_app("sensor", &image)),
+    );
+    let agent = AgentProc::start(&device, &config, None);
+    first_pass(&device, &agent, "sensor");
+    let s = status(&device, "sensor");
+    assert_eq!(s["current"].as_str(), Some(v1.as_str()), "{s}\n{}", agent.log());
+    assert!(agent.log().contains(&format!("from registry {}", mirror.addr)), "{}", agent.log());
+    assert_only_running(&device, "sensor", &v1);
 }

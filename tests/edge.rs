@@ -240,3 +240,82 @@ fn the_edge_daemon_runs_a_container_from_a_precompiled_image() {
     AARCH64.run(&device, &["ps", "-a"]).code(0).stdout_has("Exited (0)");
     assert_eq!(terminate(&mut daemon, std::time::Duration::from_secs(30)), Some(0));
 }
+
+#[test]
+fn the_edge_agent_deploys_and_updates_a_signed_precompiled_app() {
+    let registry = common::registry::Registry::start();
+    let builder = Home::new();
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("fleet");
+    let with_password =
+        |args: &[&str]| Out::from(builder.cmd().env("WASMBOX_PASSWORD", "pw").args(args).output().unwrap());
+    with_password(&["key", "generate", "--output-prefix", prefix.to_str().unwrap()]).code(0);
+    let reference = format!("{}/edge/sensor:stable", registry.addr);
+    let release = |ms: &str| {
+        let app = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "name = \"sensor\"\nversion = \"1\"\nwasm = \"{PROBE_MODULE}\"\nargs = [\"tick\", \"0\", \"{ms}\"]\n"
+        );
+        std::fs::write(app.path().join("wasmbox.toml"), toml).unwrap();
+        let digest = builder
+            .run(&["build", "--precompile", "aarch64", "-t", &reference, app.path().to_str().unwrap()])
+            .code(0)
+            .stdout
+            .trim()
+            .to_string();
+        builder.run(&["push", "-q", &reference]).code(0);
+        with_password(&["sign", "--key", prefix.with_extension("key").to_str().unwrap(), &reference]).code(0);
+        digest
+    };
+    let v1 = release("200");
+
+    // The device trusts the fleet key; the daemon is started here (qemu-user cannot start a
+    // foreign binary from inside itself), the agent finds it through the home.
+    let device = Home::new();
+    let policy = format!(
+        r#"{{"default":[{{"type":"sigstoreSigned","keyPath":"{}"}}]}}"#,
+        prefix.with_extension("pub").display()
+    );
+    std::fs::write(device.path().join("policy.json"), policy).unwrap();
+    let mut daemon = AARCH64.cmd(&device).arg("daemon").stderr(std::process::Stdio::null()).spawn().unwrap();
+    let socket = device.path().join("wasmbox.sock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let config = device.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!("poll_interval = \"1h\"\n[[app]]\nname = \"sensor\"\nimage = \"{reference}\"\nhealth = {{ running = \"1s\" }}\n"),
+    )
+    .unwrap();
+    let mut agent = AARCH64
+        .cmd(&device)
+        .args(["agent", "--config", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let current = |device: &Home| -> Option<String> {
+        let out = AARCH64.run(device, &["agent", "status", "--json"]);
+        let apps: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        apps[0]["current"].as_str().map(str::to_string)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while current(&device).as_deref() != Some(v1.as_str()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(current(&device), Some(v1.clone()));
+    AARCH64.run(&device, &["ps"]).code(0).stdout_has(&format!("sensor-{}", &v1[7..19]));
+
+    // An update on the device: the new version's own precompiled layer runs (an edge build
+    // cannot compile), the old one is gone.
+    let v2 = release("300");
+    AARCH64.run(&device, &["agent", "sync", "--timeout", "120s"]).code(0);
+    assert_eq!(current(&device), Some(v2.clone()));
+    let ps = AARCH64.run(&device, &["ps", "-a"]);
+    ps.code(0).stdout_has(&format!("sensor-{}", &v2[7..19]));
+    assert!(!ps.stdout.contains(&v1[7..19]), "{}", ps.stdout);
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    assert_eq!(terminate(&mut daemon, std::time::Duration::from_secs(30)), Some(0));
+}
