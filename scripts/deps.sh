@@ -18,7 +18,8 @@ sudo=""
 # python3-venv: a private virtualenv for pinned PyPI tools (wasm-tools).
 # Cross C compilers and C libraries for aarch64/riscv64 (SQLite and ring are C), and qemu-user
 # to run what they build: the edge tests (tests/edge.rs).
-packages=(docker-registry apache2-utils protobuf-compiler libseccomp-dev pkg-config gcc libc6-dev python3 python3-venv
+# skopeo: `image load` and the agent read the OCI archives and layouts it writes (tests/agent.rs).
+packages=(skopeo docker-registry apache2-utils protobuf-compiler libseccomp-dev pkg-config gcc libc6-dev python3 python3-venv
           gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user-static)
 missing=()
 for p in "${packages[@]}"; do

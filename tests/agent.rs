@@ -474,3 +474,78 @@ fn a_mirror_serves_an_image_signed_for_its_origin_repository() {
     assert!(agent.log().contains(&format!("from registry {}", mirror.addr)), "{}", agent.log());
     assert_only_running(&device, "sensor", &v1);
 }
+
+fn skopeo(args: &[&str]) {
+    let out = std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo (Debian package skopeo) is needed; scripts/deps.sh installs it");
+    assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn skopeo_archives_load_and_skopeo_layouts_feed_a_detached_agent_that_follows_its_file() {
+    let registry = Registry::start();
+    let build = Home::new();
+    let hello = format!("{}/edge/hello:1", registry.addr);
+    let hello_digest = release(&build, &hello, PROBE_MODULE, "args = [\"hello\"]", None);
+    let ticker = format!("{}/edge/ticker:stable", registry.addr);
+    let v1 = release(&build, &ticker, PROBE_MODULE, "args = [\"tick\", \"0\", \"200\"]", None);
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("hello.tar");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{hello}"),
+        &format!("oci-archive:{}:{hello}", archive.display()),
+    ]);
+    let usb = work.path().join("usb");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{ticker}"),
+        &format!("oci:{}:stable", usb.display()),
+    ]);
+    drop(registry);
+
+    // skopeo's oci-archive (named by the whole reference) loads and runs.
+    let other = Home::new();
+    other.run(&["image", "load", "-i", archive.to_str().unwrap()]).code(0).stdout_has(&hello_digest);
+    other.run(&["run", "--pull", "never", &hello]).code(0).stdout_has("hello from a wasmbox guest");
+
+    // skopeo's oci: layout names the image by its tag alone: an agent source all the same.
+    let device = Home::new();
+    let layout_source = format!("[[source]]\noci_layout = \"{}\"\n", usb.display());
+    let config = write_config(device.path(), &format!("{layout_source}{}", sensor_app("ticker", &ticker)));
+    let out = device.run(&["agent", "--config", config.to_str().unwrap(), "--detach"]);
+    out.code(0);
+    let pid: i32 = out.stdout.trim().parse().unwrap();
+    struct Kill(i32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            // SAFETY: SIGKILL to the agent this test started.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _kill = Kill(pid);
+    device.run(&["agent", "status"]).code(0).stdout_has(&format!("running (pid {pid})"));
+    device.run(&["agent", "sync", "--timeout", "60s"]).code(0);
+    assert_eq!(status(&device, "ticker")["current"].as_str(), Some(v1.as_str()));
+    assert_only_running(&device, "ticker", &v1);
+
+    // The file changes: a second app appears, then goes; a broken file is reported and the
+    // last good one kept.
+    let two = format!("{layout_source}{}{}", sensor_app("ticker", &ticker), sensor_app("ticker2", &ticker));
+    std::fs::write(&config, format!("poll_interval = \"1h\"\n{two}")).unwrap();
+    device.run(&["agent", "sync", "--timeout", "60s"]).code(0).stdout_has("ticker2");
+    assert_only_running(&device, "ticker2", &v1);
+    assert_only_running(&device, "ticker", &v1);
+    write_config(device.path(), &format!("{layout_source}{}", sensor_app("ticker", &ticker)));
+    device.run(&["agent", "sync", "--timeout", "60s"]).code(0);
+    assert_eq!(versions(&device, "ticker2"), vec![], "a removed app's container stays");
+    std::fs::write(&config, "poll_interval = \"1h\"\n[[app]]\nname = \"ticker\"\n").unwrap();
+    let synced = device.run(&["agent", "sync", "--timeout", "60s"]);
+    synced.code(0).stdout_has("configuration error").stdout_has("missing field `image`");
+    assert_only_running(&device, "ticker", &v1);
+    assert!(std::fs::read_to_string(device.path().join("agent/agent.log")).unwrap().contains("keeping the last good"));
+}
