@@ -15,8 +15,8 @@ const TICK: Duration = Duration::from_millis(200);
 
 pub async fn wait(daemon: &Daemon, name: &str, health: &Health, port: Option<SocketAddr>) -> Result<(), String> {
     let start = Instant::now();
-    let first = daemon.get(name).await.map_err(|e| format!("{e:#}"))?.ok_or("the container is gone")?;
-    let restarts = first.restarts;
+    // The candidate was just created: any restart by its policy is a failed start.
+    let restarts = 0;
     loop {
         let c = daemon.get(name).await.map_err(|e| format!("{e:#}"))?.ok_or("the container was removed")?;
         let secs = start.elapsed().as_secs_f64();

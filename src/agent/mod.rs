@@ -31,12 +31,14 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
     let home = crate::home::wasmbox_home()?;
     let config_path = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
     let config = config::load(&config_path)?;
-    let _lock = take_lock(&home)?;
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     tokio.block_on(async move {
+        // Handlers first: `agent sync` signals whoever holds the lock, and SIGHUP's default
+        // action would end the process.
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        let _lock = take_lock(&home)?;
         let state = state::State::load(&home)?;
         let store = crate::commands::image_store()?;
         let mut agent = Agent { home: home.clone(), config, state, store };
@@ -47,12 +49,17 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             agent.config.poll_interval
         );
         loop {
-            let token = control::sync_request(&home);
-            let client = crate::daemon_client::connect().await?;
-            agent.sync(&Daemon { client }).await?;
-            agent.state.syncs += 1;
-            agent.state.synced = token;
-            agent.state.save(&home)?;
+            // A stop in the middle of a pass drops it where it is: every step is recorded
+            // before it starts, so the next agent resumes it as after a kill.
+            tokio::select! {
+                done = pass(&mut agent) => {
+                    if let Err(e) = done {
+                        eprintln!("agent: this pass failed, trying again at the next one: {e:#}");
+                    }
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
             tokio::select! {
                 _ = tokio::time::sleep(agent.config.poll_interval) => {}
                 _ = hup.recv() => reload(&mut agent, &config_path)?,
@@ -63,6 +70,17 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
         eprintln!("agent: stopping; the apps keep running in the daemon");
         anyhow::Ok(0)
     })
+}
+
+/// One sync pass; it records the `agent sync` request it began after.
+async fn pass(agent: &mut Agent) -> anyhow::Result<()> {
+    let token = control::sync_request(&agent.home);
+    let client = crate::daemon_client::connect().await?;
+    let synced = agent.sync(&Daemon { client }).await;
+    agent.state.syncs += 1;
+    agent.state.synced = token;
+    agent.state.save(&agent.home)?;
+    synced
 }
 
 /// A changed file takes effect; a broken one is reported and the last good one kept.

@@ -233,6 +233,10 @@ impl Agent {
                 self.st(app).pending = None;
                 self.save()?;
                 self.prune()?;
+                // A pull killed mid-blob leaves a temp file; prune removes it.
+                if pending.stage == Stage::Fetch {
+                    self.store.prune()?;
+                }
                 self.ensure_current(daemon, app).await
             }
         }
