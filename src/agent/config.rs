@@ -39,6 +39,7 @@ struct AppFile {
     name: String,
     image: String,
     restart: Option<String>,
+    stop_timeout: Option<String>,
     port: Option<String>,
     args: Option<Vec<String>>,
     #[serde(default)]
@@ -110,6 +111,9 @@ pub struct App {
     /// As written (tag or digest); the trust policy's scope comes from it.
     pub image: Reference,
     pub restart: RestartPolicy,
+    /// How long the old version may finish on its own when an update stops it (whole seconds:
+    /// WASI has no signals, so waiting longer only delays the switch).
+    pub stop_timeout: Duration,
     pub port: Option<SocketAddr>,
     /// The guest's arguments; `None`: the image's own (its wasmbox.toml `args`).
     pub args: Option<Vec<String>>,
@@ -133,6 +137,9 @@ pub struct Config {
 
 /// What `health` is when an app says nothing.
 pub const DEFAULT_HEALTH: Duration = Duration::from_secs(5);
+
+/// What `stop_timeout` is when an app says nothing.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Reads and checks `path`.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
@@ -190,6 +197,10 @@ fn app(a: AppFile, base: &Path) -> anyhow::Result<App> {
         Some(r) => r.parse().map_err(|e| in_app("restart", e))?,
         None => RestartPolicy::Always,
     };
+    let stop_timeout = match &a.stop_timeout {
+        Some(t) => parse_duration(t).map_err(|e| in_app("stop_timeout", e))?,
+        None => DEFAULT_STOP_TIMEOUT,
+    };
     let port = match &a.port {
         Some(p) => Some(p.parse::<SocketAddr>().map_err(|e| in_app("port", format!("`{p}`: {e} (expected IP:PORT)")))?),
         None => None,
@@ -236,6 +247,7 @@ fn app(a: AppFile, base: &Path) -> anyhow::Result<App> {
         name,
         image,
         restart,
+        stop_timeout,
         port,
         args: a.args,
         dirs,

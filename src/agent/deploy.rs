@@ -121,8 +121,10 @@ impl Daemon {
         Ok(())
     }
 
-    pub async fn stop(&self, name: &str) -> anyhow::Result<()> {
-        self.client.call::<serde_json::Value>("POST", &format!("/v1/containers/{name}/stop?t=10"), None).await?;
+    /// Stops `name` after `grace` (rounded up to whole seconds, as the API takes them).
+    pub async fn stop(&self, name: &str, grace: std::time::Duration) -> anyhow::Result<()> {
+        let t = grace.as_millis().div_ceil(1000);
+        self.client.call::<serde_json::Value>("POST", &format!("/v1/containers/{name}/stop?t={t}"), None).await?;
         Ok(())
     }
 

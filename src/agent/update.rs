@@ -155,7 +155,7 @@ impl Agent {
                 daemon.remove(&c.name).await?;
             } else if alive(&c) {
                 // One version at a time: the new one may need the old one's port.
-                daemon.stop(&c.name).await?;
+                daemon.stop(&c.name, app.stop_timeout).await?;
             }
         }
         if let Err(e) = daemon.create(&spec).await {
