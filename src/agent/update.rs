@@ -70,14 +70,19 @@ impl Agent {
         }
         let gone: Vec<String> =
             self.state.apps.keys().filter(|n| !apps.iter().any(|a| &a.name == *n)).cloned().collect();
+        let mut gone_repos = Vec::new();
         for name in gone {
             for c in daemon.versions(&name).await? {
                 daemon.remove(&c.name).await?;
             }
-            self.state.apps.remove(&name);
+            if let Some(st) = self.state.apps.remove(&name)
+                && let Ok(r) = wasmbox_image::parse_reference(&st.desired)
+            {
+                gone_repos.push(repository(&r));
+            }
             say(&name, "removed (no longer in the configuration)");
         }
-        self.prune()?;
+        self.prune_also(&gone_repos)?;
         self.save()
     }
 
@@ -302,14 +307,19 @@ impl Agent {
 
     /// Old versions beyond current + previous leave the store (pins of the apps' repositories).
     fn prune(&self) -> anyhow::Result<()> {
+        self.prune_also(&[])
+    }
+
+    /// [`Self::prune`], also in the repositories of apps just removed from the file.
+    fn prune_also(&self, gone: &[String]) -> anyhow::Result<()> {
         let keep = self.kept();
         let repos: BTreeSet<String> =
-            self.config.apps.iter().map(|a| format!("{}/{}", a.image.registry(), a.image.repository())).collect();
+            self.config.apps.iter().map(|a| repository(&a.image)).chain(gone.iter().cloned()).collect();
         let mut untagged = false;
         for tagged in self.store.list()? {
             let Ok(r) = wasmbox_image::parse_reference(&tagged.reference) else { continue };
             let Some(d) = r.digest() else { continue };
-            if repos.contains(&format!("{}/{}", r.registry(), r.repository())) && !keep.contains(d) {
+            if repos.contains(&repository(&r)) && !keep.contains(d) {
                 untagged |= self.store.untag(&tagged.reference)?;
             }
         }
@@ -318,4 +328,9 @@ impl Agent {
         }
         Ok(())
     }
+}
+
+/// `registry/repository`: the agent owns the pins (`<repository>@<digest>`) of its apps' repositories.
+fn repository(r: &oci_spec::distribution::Reference) -> String {
+    format!("{}/{}", r.registry(), r.repository())
 }
