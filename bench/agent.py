@@ -16,7 +16,7 @@ from the test guests: two `tick` apps (probe module) and one HTTP app (http-prob
   health check passed and the old version was removed). Medians over rounds.
 
 The builder (build, push, sign) is target/release/wasmbox if present, else target/debug/wasmbox
-(its speed is outside what is measured). Usage: bench/agent.py [--rounds N]
+(its speed is outside what is measured). Usage: bench/agent.py [--rounds N] [--stop-timeout 1s]
 """
 import argparse, glob, json, os, shutil, statistics, subprocess, tempfile, time, urllib.request
 
@@ -61,6 +61,7 @@ def get(port, path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--stop-timeout", default="1s", help="the HTTP app's stop_timeout (agent.toml)")
     args = ap.parse_args()
     if not os.path.exists(EDGE):
         sh(os.path.join(ROOT, "scripts/edge-build.sh"), "x86_64", cwd=ROOT)
@@ -100,7 +101,7 @@ def main():
             for name in ["tick-a", "tick-b"]:
                 f.write(f'[[app]]\nname = "{name}"\nimage = "{refs[name]}"\nhealth = {{ running = "1s" }}\n')
             f.write(f'[[app]]\nname = "web"\nimage = "{refs["web"]}"\nport = "127.0.0.1:{port}"\n'
-                    'health = { http = "/health", timeout = "10s" }\n')
+                    f'stop_timeout = "{args.stop_timeout}"\nhealth = {{ http = "/health", timeout = "10s" }}\n')
         agent = subprocess.Popen([EDGE, "agent", "--config", config], env=device_env,
                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "agent.log"), "w"))
         deadline = time.time() + 120
@@ -137,6 +138,7 @@ def main():
         print(f"edge binary (x86_64, stripped): {binary / 1e6:.2f} MB")
         print(f"agent VmRSS with 3 apps running: {rss / 1024:.1f} MiB (daemon holding the apps: {daemon_rss / 1024:.1f} MiB)")
         print(f"agent idle over 10 s: {idle_ticks} CPU ticks, {idle_switches} voluntary context switches")
+        print(f"stop_timeout of the HTTP app: {args.stop_timeout}")
         print(f"tag move -> new version serving: median {statistics.median(serving) * 1000:.0f} ms "
               f"(min {min(serving) * 1000:.0f}, max {max(serving) * 1000:.0f}; {args.rounds} rounds)")
         print(f"tag move -> agent sync done (health passed, old version removed): median "

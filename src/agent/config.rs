@@ -198,6 +198,8 @@ fn app(a: AppFile, base: &Path) -> anyhow::Result<App> {
         None => RestartPolicy::Always,
     };
     let stop_timeout = match &a.stop_timeout {
+        // No grace at all is a valid choice here (docker's `stop -t 0`).
+        Some(t) if matches!(t.as_str(), "0" | "0s") => Duration::ZERO,
         Some(t) => parse_duration(t).map_err(|e| in_app("stop_timeout", e))?,
         None => DEFAULT_STOP_TIMEOUT,
     };
@@ -291,6 +293,7 @@ limits = { memory = "64M" }
 health = { running = "10s" }
 [[app]]
 name = "web"
+stop_timeout = "0s"
 image = "registry.local:5000/edge/web@sha256:0000000000000000000000000000000000000000000000000000000000000000"
 port = "127.0.0.1:8080"
 health = { http = "/healthz", timeout = "3s" }
@@ -303,6 +306,7 @@ health = { http = "/healthz", timeout = "3s" }
         assert_eq!(c.apps[0].health, Health::Running(Duration::from_secs(10)));
         assert_eq!(c.apps[1].health, Health::Http { path: "/healthz".into(), timeout: Duration::from_secs(3) });
         assert_eq!(c.apps[1].restart, RestartPolicy::Always);
+        assert_eq!((c.apps[0].stop_timeout, c.apps[1].stop_timeout), (DEFAULT_STOP_TIMEOUT, Duration::ZERO));
     }
 
     #[test]
