@@ -469,7 +469,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.tar");
         std::fs::write(&path, bytes).unwrap();
-        Layout::open(&path, &dir.path().join("scratch"))
+        // The scratch copy must outlive `dir` (the tar's directory): the layout cleans it up.
+        Layout::open(&path, &std::env::temp_dir().join("wasmbox-layout-tests"))
     }
 
     #[test]
@@ -482,6 +483,51 @@ mod tests {
         assert!(open_tar(link).err().unwrap().to_string().contains("link or special file"));
         let legacy = tar_of(&[("manifest.json", tar::EntryType::Regular, b"[]")]);
         assert!(open_tar(legacy).err().unwrap().to_string().contains("no oci-layout/index.json"));
+    }
+
+    /// `docker save` (Docker 25+): an OCI layout whose index names the image with containerd's
+    /// whole-name annotation and the tag alone in `ref.name`, beside docker's own manifest.json.
+    #[test]
+    fn a_docker_save_archive_is_read_by_its_whole_name() {
+        let config = br#"{"architecture":"wasm","os":"wasip1"}"#;
+        let wasm = b"\0asm\x01\0\0\0";
+        let hash = |b: &[u8]| hex(&Sha256::digest(b));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": media::MANIFEST,
+            "config": {"mediaType": "application/vnd.wasm.config.v0+json", "size": config.len(), "digest": format!("sha256:{}", hash(config))},
+            "layers": [{"mediaType": "application/wasm", "size": wasm.len(), "digest": format!("sha256:{}", hash(wasm))}],
+        })
+        .to_string();
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": media::MANIFEST, "size": manifest.len(), "digest": format!("sha256:{}", hash(manifest.as_bytes())),
+            "annotations": {CONTAINERD_NAME: "docker.io/library/app:1", REF_NAME: "1"},
+        }]})
+        .to_string();
+        let layout: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        let (c, w, m) = (
+            format!("blobs/sha256/{}", hash(config)),
+            format!("blobs/sha256/{}", hash(wasm)),
+            format!("blobs/sha256/{}", hash(manifest.as_bytes())),
+        );
+        let tar = tar_of(&[
+            ("oci-layout", tar::EntryType::Regular, layout),
+            ("index.json", tar::EntryType::Regular, index.as_bytes()),
+            ("manifest.json", tar::EntryType::Regular, b"[]"),
+            ("repositories", tar::EntryType::Regular, b"{}"),
+            (&c, tar::EntryType::Regular, config),
+            (&w, tar::EntryType::Regular, wasm),
+            (&m, tar::EntryType::Regular, manifest.as_bytes()),
+        ]);
+        let opened = open_tar(tar).unwrap();
+        let entries = opened.entries();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].name.as_deref(), Some("docker.io/library/app:1"));
+        let found = opened.find(&crate::parse_reference("app:1").unwrap()).expect("found by its whole name");
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
+        let imported = opened.import(&store, &found).unwrap();
+        assert_eq!(imported.digest().to_string(), format!("sha256:{}", hash(manifest.as_bytes())));
+        assert!(opened.evidence(&imported.digest().to_string()).unwrap().is_empty());
     }
 
     #[test]
