@@ -527,7 +527,7 @@ mod tests {
         let store = Store::open(store_dir.path()).unwrap();
         let imported = opened.import(&store, &found).unwrap();
         assert_eq!(imported.digest().to_string(), format!("sha256:{}", hash(manifest.as_bytes())));
-        assert!(opened.evidence(&imported.digest().to_string()).unwrap().is_empty());
+        assert!(opened.evidence(imported.digest().as_ref()).unwrap().is_empty());
     }
 
     #[test]
