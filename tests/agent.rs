@@ -455,7 +455,14 @@ fn a_mirror_serves_an_image_signed_for_its_origin_repository() {
     let build = Home::new();
     let keys = Keys::new(&build);
     let image = format!("{}/edge/sensor:stable", origin.addr);
-    let v1 = release(&build, &image, PROBE_MODULE, "args = [\"tick\", \"0\", \"200\"]", Some(&keys));
+    // The image asks for more memory than the default: an image may only lower limits.
+    let v1 = release(
+        &build,
+        &image,
+        PROBE_MODULE,
+        "args = [\"tick\", \"0\", \"200\"]\n[limits]\nmemory = \"4G\"",
+        Some(&keys),
+    );
     mirror_tag(&origin, &mirror, "edge/sensor", "stable");
     mirror_tag(&origin, &mirror, "edge/sensor", &format!("sha256-{}.sig", &v1[7..]));
     // The origin is out of reach; the mirror, asked first, has the image and its signature,
@@ -473,6 +480,8 @@ fn a_mirror_serves_an_image_signed_for_its_origin_repository() {
     assert_eq!(s["current"].as_str(), Some(v1.as_str()), "{s}\n{}", agent.log());
     assert!(agent.log().contains(&format!("from registry {}", mirror.addr)), "{}", agent.log());
     assert_only_running(&device, "sensor", &v1);
+    let ps: Vec<Value> = serde_json::from_str(&device.run(&["ps", "--json"]).code(0).stdout).unwrap();
+    assert_eq!(ps[0]["spec"]["memory_bytes"], 1u64 << 30, "{}", ps[0]);
 }
 
 fn skopeo(args: &[&str]) {

@@ -35,8 +35,6 @@ pub fn spec(app: &App, digest: &str, verified: &[Verified]) -> anyhow::Result<Co
         &Default::default(),
     )?;
     let image_app = source.app();
-    // The agent has no `--allow-precompiled`: native code runs only from images a policy verified.
-    let wasm_sha256 = crate::commands::run::stage_for_daemon(&source, verified, false, app.fuel.is_some())?;
     let display = wasmbox_image::display_reference(&app.image);
     let mut args = vec![display.clone()];
     match (&app.args, image_app) {
@@ -58,12 +56,17 @@ pub fn spec(app: &App, digest: &str, verified: &[Verified]) -> anyhow::Result<Co
             .with_context(|| format!("grants.dirs {}: not a directory on this device", p.host.display()))?;
         dirs.push(DirGrant { host, guest: p.guest.clone(), read_only: p.read_only });
     }
-    let image_memory = image_app.and_then(|a| a.limits.memory.as_deref()).map(wasmbox_engine::units::parse_size);
-    let memory_bytes = match (app.memory, image_memory) {
-        (Some(m), _) => m,
-        (None, Some(m)) => m.map_err(|e| anyhow::anyhow!("the image's limits.memory: {e}"))?,
-        (None, None) => wasmbox_engine::Limits::DEFAULT_MEMORY,
+    // The same rule as `run -d`: the file's limits win, then the image's, which may only
+    // lower our defaults (an image must not grant itself more memory).
+    let flags = crate::flags::LimitArgs {
+        memory: app.memory,
+        timeout: None,
+        fuel: app.fuel,
+        max_handles: app.max_handles.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
     };
+    let limits = flags.limits(image_app.map(|a| &a.limits), false)?;
+    // The agent has no `--allow-precompiled`: native code runs only from images a policy verified.
+    let wasm_sha256 = crate::commands::run::stage_for_daemon(&source, verified, false, limits.fuel.is_some())?;
     let nn_models = source
         .bundled_models()
         .iter()
@@ -77,10 +80,10 @@ pub fn spec(app: &App, digest: &str, verified: &[Verified]) -> anyhow::Result<Co
         env,
         dirs,
         net_allow: app.net.clone(),
-        memory_bytes,
-        timeout_ms: None,
-        fuel: app.fuel,
-        max_handles: app.max_handles,
+        memory_bytes: limits.memory_bytes,
+        timeout_ms: limits.timeout.map(|t| t.as_millis() as u64),
+        fuel: limits.fuel,
+        max_handles: Some(limits.max_handles),
         restart: app.restart,
         auto_remove: false,
         log_max_bytes: ContainerSpec::DEFAULT_LOG_MAX,
