@@ -102,8 +102,14 @@ impl Layout {
         if let Some(found) = entries.iter().find(|e| named(e)) {
             return Some(found.clone());
         }
+        // A bare tag names no repository: it is used only when exactly one image carries it
+        // (two apps' `stable` on one stick must not be mistaken for each other).
         let tag = reference.tag()?;
-        entries.into_iter().find(|e| e.name.as_deref() == Some(tag))
+        let mut tagged = entries.into_iter().filter(|e| e.name.as_deref() == Some(tag));
+        match (tagged.next(), tagged.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
     }
 
     /// Copies the image of `entry` into `store` (not tagged; the caller names it): returns the
@@ -354,7 +360,7 @@ pub fn save(store: &Store, images: &[Saved], out: &Path) -> Result<(), ImageErro
         }
         let media_type =
             manifest.media_type().as_ref().map(|m| m.to_string()).unwrap_or_else(|| media::MANIFEST.into());
-        index.retain(|e| e[REF_NAME] != image.name.as_str() && e["annotations"][REF_NAME] != image.name.as_str());
+        index.retain(|e| e["annotations"][REF_NAME] != image.name.as_str());
         index.push(serde_json::json!({
             "mediaType": media_type, "digest": full(&digest), "size": bytes.len(),
             "annotations": { REF_NAME: image.name, CONTAINERD_NAME: image.name },
@@ -414,7 +420,9 @@ pub fn save(store: &Store, images: &[Saved], out: &Path) -> Result<(), ImageErro
         .map_err(ImageError::io("write", root.join("oci-layout")))?;
     wasmbox_engine::fs::write_atomic(&index_path, &text).map_err(ImageError::io("write", &index_path))?;
     if let Some(dir) = temp {
-        let tmp_tar = dir.path().with_extension("tar");
+        // Beside the layout in the temp dir (only the layout's own paths go into the tar), so
+        // a failed save leaves nothing behind.
+        let tmp_tar = dir.path().join("out.tar");
         let file = File::create(&tmp_tar).map_err(ImageError::io("create", &tmp_tar))?;
         let mut tar = tar::Builder::new(file);
         tar.mode(tar::HeaderMode::Deterministic);
@@ -528,6 +536,25 @@ mod tests {
         let imported = opened.import(&store, &found).unwrap();
         assert_eq!(imported.digest().to_string(), format!("sha256:{}", hash(manifest.as_bytes())));
         assert!(opened.evidence(imported.digest().as_ref()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bare_tag_names_an_image_only_when_one_image_has_it() {
+        let layout: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        let entry = |n: u8| {
+            serde_json::json!({"mediaType": media::MANIFEST, "size": 2, "digest": format!("sha256:{}", format!("{n:x}").repeat(64)),
+                "annotations": {REF_NAME: "stable"}})
+        };
+        let one = serde_json::json!({"schemaVersion": 2, "manifests": [entry(1)]}).to_string();
+        let two = serde_json::json!({"schemaVersion": 2, "manifests": [entry(1), entry(2)]}).to_string();
+        let stable = crate::parse_reference("registry.local:5000/edge/sensor:stable").unwrap();
+        for (index, found) in [(one, true), (two, false)] {
+            let tar = tar_of(&[
+                ("oci-layout", tar::EntryType::Regular, layout),
+                ("index.json", tar::EntryType::Regular, index.as_bytes()),
+            ]);
+            assert_eq!(open_tar(tar).unwrap().find(&stable).is_some(), found);
+        }
     }
 
     #[test]
