@@ -235,10 +235,11 @@ fn updates_roll_back_a_crashing_version_and_never_start_an_unsigned_one() {
     assert_only_running(&device, "sensor", &v3);
     assert!(!agent.log().contains(&format!("started {}", short(&v4))), "{}", agent.log());
 
-    // Only current + previous stay pinned in the store; the store is whole.
+    // Only current + previous stay in the store (tags and blobs); the store is whole.
     let images = device.run(&["images"]).code(0).stdout.clone();
     for (d, kept) in [(&v1, true), (&v2, false), (&v3, true), (&v4, false)] {
         assert_eq!(images.contains(short(d)), kept, "{} in\n{images}", short(d));
+        assert_eq!(device.stored_blobs().contains(d), kept, "manifest {d} stored");
     }
     store_is_whole(&device);
 

@@ -153,7 +153,6 @@ impl Agent {
             Err(e) => return self.abandon(daemon, app, &digest, format!("{}: {e:#}", short(&digest))).await,
         };
         self.set_stage(app, &digest, Stage::Start, None)?;
-        stall("start").await;
         let candidate = deploy::name(&app.name, &digest);
         for c in daemon.versions(&app.name).await? {
             if c.name == candidate {
@@ -163,6 +162,8 @@ impl Agent {
                 daemon.stop(&c.name, app.stop_timeout).await?;
             }
         }
+        // (The crash tests stop here: the old version stopped, the new one not yet created.)
+        stall("start").await;
         if let Err(e) = daemon.create(&spec).await {
             return self.rollback(daemon, app, &digest, format!("it did not start: {e:#}")).await;
         }
@@ -287,10 +288,11 @@ impl Agent {
         self.save()
     }
 
+    /// Drops a version nobody needs (refused or failed) from the store, blobs included.
     fn unpin(&self, app: &App, digest: &str) -> anyhow::Result<()> {
         let keep = self.kept();
-        if !keep.contains(digest) {
-            self.store.untag(&fetch::pin(&app.image, digest).whole())?;
+        if !keep.contains(digest) && self.store.untag(&fetch::pin(&app.image, digest).whole())? {
+            self.store.prune()?;
         }
         Ok(())
     }
