@@ -121,7 +121,11 @@ pub async fn bring(app: &App, found: Found, store: &Store, quiet: bool) -> anyho
             layout.evidence(&found.digest)?
         }
     };
-    store.put_evidence(&found.digest, &evidence)?;
+    // Kept for the offline re-check at every start; an image fetched without signatures
+    // (no policy wants them) keeps what an earlier fetch or load stored.
+    if wants_signatures || !evidence.is_empty() {
+        store.put_evidence(&found.digest, &evidence)?;
+    }
     Ok(evidence)
 }
 
