@@ -69,25 +69,30 @@ pub async fn connect_existing() -> anyhow::Result<Option<Client>> {
 
 fn spawn_daemon(home: &Path) -> anyhow::Result<u32> {
     std::fs::create_dir_all(home).with_context(|| format!("failed to create {}", home.display()))?;
-    let log_path = home.join("daemon.log");
+    let child = spawn_self(home, &["daemon".as_ref()], &home.join("daemon.log"))
+        .context("failed to start the wasmbox daemon")?;
+    Ok(child.id())
+}
+
+/// This wasmbox again, in the background with `args`: `home` as its `WASMBOX_HOME`, no stdin,
+/// its output appended to `log_path`, in its own process group (Ctrl-C in this terminal must
+/// not reach it). The daemon and `agent --detach` start this way.
+pub fn spawn_self(home: &Path, args: &[&std::ffi::OsStr], log_path: &Path) -> anyhow::Result<std::process::Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)
+        .open(log_path)
         .with_context(|| format!("failed to open {}", log_path.display()))?;
     let exe = std::env::current_exe().context("cannot find the wasmbox executable")?;
     use std::os::unix::process::CommandExt;
-    let child = std::process::Command::new(exe)
-        .arg("daemon")
+    Ok(std::process::Command::new(exe)
+        .args(args)
         .env("WASMBOX_HOME", home)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
-        // Its own process group: Ctrl-C in this terminal must not reach the daemon.
         .process_group(0)
-        .spawn()
-        .context("failed to start the wasmbox daemon")?;
-    Ok(child.id())
+        .spawn()?)
 }
 
 /// `Some` once the process has exited (it is our child, so this also reaps it).

@@ -4,7 +4,6 @@
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -146,25 +145,9 @@ pub fn detach(home: &Path, config: &Path) -> anyhow::Result<u32> {
     let dir = state::dir(home);
     std::fs::create_dir_all(&dir)?;
     let log_path = dir.join("agent.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot open {}", log_path.display()))?;
-    let exe = std::env::current_exe().context("cannot find the wasmbox executable")?;
     let config = std::path::absolute(config)?;
-    use std::os::unix::process::CommandExt;
-    let mut child = std::process::Command::new(exe)
-        .arg("agent")
-        .arg("--config")
-        .arg(&config)
-        .env("WASMBOX_HOME", home)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .context("cannot start the agent")?;
+    let args = ["agent".as_ref(), "--config".as_ref(), config.as_os_str()];
+    let mut child = crate::daemon_client::spawn_self(home, &args, &log_path).context("cannot start the agent")?;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if running_pid(home) == Some(child.id()) {
