@@ -8,7 +8,7 @@ use common::registry::http;
 use common::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ fn data_grant() -> String {
 
 /// The logits the backend computes natively for each test image, as the guests print them.
 fn native_lines() -> Vec<String> {
-    let model = wasmbox_nn::load_onnx(&std::fs::read(digits()).unwrap()).unwrap();
+    let model = wasmbox_nn_onnx::local::load_onnx(&std::fs::read(digits()).unwrap()).unwrap();
     let images = std::fs::read(testdata().join("test-images.f32")).unwrap();
     let mut session = wasmbox_nn::Session::new(model);
     images
@@ -475,4 +475,111 @@ fn an_app_image_carries_its_own_models() {
     // A bundled file that is not a model fails the build, naming it.
     std::fs::write(app.path().join("models/digits.onnx"), b"junk").unwrap();
     home.run(&["build", "-t", "broken:1", app.path().to_str().unwrap()]).code(126).stderr_has("--nn-model digits=");
+}
+
+/// The backend processes (`wasmbox-nn`) `pid` started.
+fn backends_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let children = std::fs::read_to_string(task.unwrap().path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace().map(|c| c.parse::<u32>().unwrap()) {
+            let exe = std::fs::read_link(format!("/proc/{child}/exe")).unwrap_or_default();
+            if exe.file_name().is_some_and(|n| n == "wasmbox-nn") {
+                found.push(child);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn inference_runs_in_a_backend_process_that_comes_back_after_it_is_killed() {
+    let home = Home::new();
+    let images = std::fs::read(testdata().join("test-images.f32")).unwrap();
+    let labels = std::fs::read(testdata().join("test-labels.u8")).unwrap();
+    let model = format!("digits={}", digits());
+    let server = Serving::start(&home, &["--nn-model", &model, HTTP_CLASSIFY_COMPONENT]);
+    let expect = |i: usize, what: &str| {
+        let (status, body) = server.classify("/", &images[i * 256..(i + 1) * 256]);
+        assert_eq!((status, body.trim()), (200, labels[i].to_string().as_str()), "{what}");
+    };
+    expect(0, "before");
+    let first = backends_of(server.child.id());
+    assert_eq!(first.len(), 1, "one backend process for the server: {first:?}");
+    // A model that crashes tract would end that process, never the server: kill it for real.
+    // SAFETY: sending SIGKILL to a pid this test just read as the server's child.
+    assert_eq!(unsafe { libc::kill(first[0] as i32, libc::SIGKILL) }, 0);
+    std::thread::sleep(Duration::from_millis(200));
+    for i in 1..4 {
+        expect(i, "after the backend was killed: a new one, the model loaded into it again");
+    }
+    let second = backends_of(server.child.id());
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first);
+}
+
+#[test]
+fn a_missing_backend_is_a_clear_error() {
+    let home = Home::new();
+    let model = format!("m={}", digits());
+    let mut cmd = home.cmd();
+    cmd.env("WASMBOX_NN_BACKEND", "/no/such/wasmbox-nn").args(["run", "--nn-model", &model, NN_MODULE]);
+    Out::from(cmd.output().unwrap()).code(126).stderr_has("cannot start the inference backend /no/such/wasmbox-nn");
+    // `wasmbox` alone, without `wasmbox-nn` next to it.
+    let lonely = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lonely-{}", std::process::id()));
+    std::fs::create_dir_all(&lonely).unwrap();
+    let exe = lonely.join("wasmbox");
+    let _ = std::fs::remove_file(&exe);
+    std::fs::hard_link(env!("CARGO_BIN_EXE_wasmbox"), &exe).unwrap();
+    let out = Out::from(
+        Command::new(&exe)
+            .env("WASMBOX_HOME", home.path())
+            .env_remove("WASMBOX_NN_BACKEND")
+            .args(["run", "--nn-model", &model, NN_MODULE])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    );
+    std::fs::remove_dir_all(&lonely).unwrap();
+    out.code(126).stderr_has("`wasmbox-nn` is not installed next to").stderr_has("WASMBOX_NN_BACKEND");
+}
+
+#[test]
+fn the_wasmbox_binary_does_not_carry_tract() {
+    // tract is 23 MB and 55,000 relocations at every start: only the backend process has it.
+    // Panic locations name the crate's source path in any build, stripped or not.
+    let has = |bin: &str| {
+        let bytes = std::fs::read(bin).unwrap();
+        bytes.windows(11).any(|w| w == b"tract-core-")
+    };
+    assert!(!has(env!("CARGO_BIN_EXE_wasmbox")), "wasmbox links tract");
+    assert!(has(env!("CARGO_BIN_EXE_wasmbox-nn")), "the check would see tract if it were there");
+}
+
+#[test]
+fn the_backend_api_loads_the_same_bytes_once() {
+    // This test process is not next to the backend binary: name it (as packagers can).
+    // SAFETY: the one place this test binary sets its environment; it names the backend every
+    // wasmbox this binary starts would find anyway.
+    unsafe { std::env::set_var("WASMBOX_NN_BACKEND", env!("CARGO_BIN_EXE_wasmbox-nn")) };
+    let bytes = std::fs::read(digits()).unwrap();
+    let a = wasmbox_nn::load_onnx(&bytes).unwrap();
+    let b = wasmbox_nn::load_onnx(&bytes).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    assert_eq!(a.inputs()[0].dims, vec![None, Some(64)]);
+    let native = native_lines();
+    let images = std::fs::read(testdata().join("test-images.f32")).unwrap();
+    let mut session = wasmbox_nn::Session::new(a);
+    session
+        .set_input(
+            0,
+            wasmbox_nn::Tensor::new(vec![1, 64], wasmbox_nn::TensorType::F32, images[..256].to_vec()).unwrap(),
+        )
+        .unwrap();
+    let out = session.job().unwrap().run(&AtomicBool::new(false)).unwrap();
+    let bits: Vec<String> =
+        out[0].data().chunks(4).map(|b| format!("{:08x}", u32::from_le_bytes(b.try_into().unwrap()))).collect();
+    assert!(native[0].ends_with(&bits.join(" ")), "{} vs {:?}", native[0], bits);
+    let e = wasmbox_nn::load_onnx(b"not onnx").unwrap_err();
+    assert_eq!(e.kind, wasmbox_nn::ErrorKind::InvalidEncoding, "{e}");
 }

@@ -1,16 +1,12 @@
 //! `Session`: one execution context of a model — its inputs, checked against the model as
 //! they are set, and a computation that can be stopped between two operations.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::plan::eval;
+use std::sync::atomic::AtomicBool;
 
 use crate::error::{ErrorKind, NnError};
-use crate::model::{Model, datum_type, one_line, runtime, tensor_type};
-use crate::tensor::{Tensor, TensorType};
+use crate::model::Model;
+use crate::tensor::Tensor;
 
 /// The inputs a guest has set for one model, and what computing them needs.
 #[derive(Debug)]
@@ -79,7 +75,7 @@ impl Session {
     /// Everything [`Job::run`] needs, detached from the session so it can run on another
     /// thread. Fails if an input is missing.
     pub fn job(&self) -> Result<Job, NnError> {
-        let mut values = TVec::new();
+        let mut values = Vec::with_capacity(self.inputs.len());
         for (ix, input) in self.inputs.iter().enumerate() {
             let Some(t) = input else {
                 return Err(NnError::invalid(format!(
@@ -87,14 +83,7 @@ impl Session {
                     self.model.inputs()[ix].name
                 )));
             };
-            let dt = datum_type(t.ty()).ok_or_else(|| {
-                NnError::new(ErrorKind::Unsupported, format!("{:?} tensors are not supported", t.ty()))
-            })?;
-            let shape: Vec<usize> = t.dims().iter().map(|&d| d as usize).collect();
-            // SAFETY: `Tensor::new` checked that the bytes are exactly shape × element size, and
-            // every bit pattern is a valid value of these plain numeric types.
-            let value = unsafe { tract_onnx::prelude::Tensor::from_raw_dt(dt, &shape, t.data()) }.map_err(runtime)?;
-            values.push(value.into_tvalue());
+            values.push(t.clone());
         }
         Ok(Job { model: self.model.clone(), inputs: values })
     }
@@ -103,7 +92,7 @@ impl Session {
 /// One computation of a model on a set of inputs.
 pub struct Job {
     model: Arc<Model>,
-    inputs: TVec<TValue>,
+    inputs: Vec<Tensor>,
 }
 
 impl std::fmt::Debug for Job {
@@ -113,42 +102,11 @@ impl std::fmt::Debug for Job {
 }
 
 impl Job {
-    /// Runs the model, checking `cancel` before every operation; returns the outputs in the
-    /// model's order. Backend failures (and panics) are errors, never a crash of the host.
+    /// Runs the model, checking `cancel` before every operation (and while waiting for the
+    /// backend process); returns the outputs in the model's order. Backend failures, panics and
+    /// a crashed backend process are errors, never a crash of the host.
     pub fn run(self, cancel: &AtomicBool) -> Result<Vec<Tensor>, NnError> {
         let Job { model, inputs } = self;
-        let outputs = catch_unwind(AssertUnwindSafe(|| -> TractResult<TVec<TValue>> {
-            let mut state = model.plan.spawn()?;
-            state.run_plan_with_eval(inputs, |ctx, op_state, node, values| {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(tract_onnx::tract_core::internal::format_err!("{CANCELLED}"));
-                }
-                eval(ctx, op_state, node, values)
-            })
-        }))
-        .map_err(|_| NnError::new(ErrorKind::RuntimeError, "the inference backend failed (it panicked)"))?;
-        let outputs = outputs.map_err(|e| {
-            if cancel.load(Ordering::Relaxed) {
-                NnError::new(ErrorKind::Cancelled, "the inference was stopped")
-            } else {
-                NnError::new(ErrorKind::RuntimeError, format!("inference failed: {}", one_line(&e)))
-            }
-        })?;
-        outputs.iter().map(to_tensor).collect()
+        model.runner().run(inputs, cancel)
     }
-}
-
-const CANCELLED: &str = "cancelled";
-
-fn to_tensor(value: &TValue) -> Result<Tensor, NnError> {
-    let ty: TensorType = tensor_type(value.datum_type()).ok_or_else(|| {
-        NnError::new(ErrorKind::Unsupported, format!("an output of type {:?} has no WASI-NN type", value.datum_type()))
-    })?;
-    let dims = value
-        .shape()
-        .iter()
-        .map(|&d| u32::try_from(d))
-        .collect::<Result<Vec<u32>, _>>()
-        .map_err(|_| NnError::new(ErrorKind::TooLarge, "an output dimension does not fit in 32 bits"))?;
-    Tensor::new(dims, ty, value.as_bytes().to_vec())
 }

@@ -5,7 +5,8 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use wasmbox_nn::{Session, Tensor, load_onnx};
+use wasmbox_nn::{Session, Tensor};
+use wasmbox_nn_onnx::local::load_onnx;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

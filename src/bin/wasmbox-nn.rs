@@ -1,0 +1,10 @@
+//! `wasmbox-nn`: the inference backend process wasmbox starts for WASI-NN (crates/nn/src/helper.rs).
+//! Not meant to be run by hand: it speaks wasmbox's frames on stdin and stdout.
+
+fn main() {
+    if std::env::args_os().len() > 1 {
+        eprintln!("wasmbox-nn: the inference backend of wasmbox; wasmbox starts it, it takes no arguments");
+        std::process::exit(2);
+    }
+    wasmbox_nn_onnx::helper::main();
+}
