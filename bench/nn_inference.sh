@@ -2,7 +2,7 @@
 # WASI-NN inference latency, everything in one run, rounds interleaved (docs/benchmarks.md,
 # "Inference"): a real CNN (light_squeezenet.onnx, shipped in the `onnx` wheel), one thread,
 # a zero input of its shape, p50 of RUNS inferences per round, median over ROUNDS rounds of:
-#   native   wasmbox-nn's own tract (crates/nn/examples/latency.rs), no Wasm
+#   native   wasmbox-nn's own tract (crates/nn-onnx/examples/latency.rs), no Wasm
 #   module   wasmbox run of the preview 1 guest (wasi_ephemeral_nn), timed inside the guest
 #   comp     wasmbox run of the component guest (wasi:nn), timed inside the guest
 #   tract-py the `tract` Python wheel of the same tract version
@@ -22,8 +22,8 @@ VENV="$CACHE/nn-venv"
     onnx==1.23.2 onnxruntime==1.31.1 tract==0.23.9 numpy==2.4.6 scikit-learn==1.9.1
 MODEL=$("$VENV/bin/python" -c "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend/test/data/light/light_squeezenet.onnx'))")
 
-cargo build -q --release -p wasmbox --bin wasmbox
-cargo build -q --release -p wasmbox-nn --example latency
+cargo build -q --release -p wasmbox --bin wasmbox --bin wasmbox-nn
+cargo build -q --release -p wasmbox-nn-onnx --example latency
 GUESTS="$CACHE/nn-guests"
 (cd crates/test-programs/guests && cargo build -q --release --target wasm32-wasip1 --target wasm32-wasip2 --target-dir "$GUESTS")
 WASMBOX_HOME=$(mktemp -d)

@@ -22,9 +22,9 @@ def main():
     ap.add_argument("--wasmbox", default=WASMBOX, help="the wasmbox binary to measure (default: release build)")
     args = ap.parse_args()
     wasmtime = wasmtime_bin()
-    paths = guests()
-    module, component = paths["PROBE_MODULE"], paths["PROBE_COMPONENT"]
     wasmbox = os.path.abspath(args.wasmbox)
+    paths = guests(build_wasmbox=wasmbox == os.path.abspath(WASMBOX))
+    module, component = paths["PROBE_MODULE"], paths["PROBE_COMPONENT"]
     work = tempfile.mkdtemp(prefix="wasmbox-bench-")
     env = dict(os.environ, WASMBOX_HOME=os.path.join(work, "home"), XDG_CACHE_HOME=os.path.join(work, "xdg"))
     env.pop("WASMBOX_LOG", None)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The wasmbox binary to install (docs/benchmarks.md, "Binary start-up cost"): profile `dist`
-# (release without debug info, stripped: 38–40 MB instead of ~245 MB) for this machine's
-# triple. Prints its path.
+# (release without debug info, stripped) for this machine's triple. Prints its path; the WASI-NN
+# backend `wasmbox-nn` is built next to it and must be installed in the same directory.
 #
 #   --no-pie   link a position-dependent executable (-C relocation-model=static): no
 #              relocations for the loader to apply at start, which makes every start ~1 ms

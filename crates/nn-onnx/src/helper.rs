@@ -21,6 +21,9 @@ use crate::local::{Plan, parse};
 
 type Task = Box<dyn FnOnce() + Send>;
 
+/// Models parsed by the pool, waiting to join the main thread's table.
+type Parsed = Arc<Mutex<Vec<(Digest, Arc<Plan>)>>>;
+
 /// Threads that grow on demand: a task goes to an idle thread, or a new one.
 struct Pool {
     tx: mpsc::Sender<Task>,
@@ -71,7 +74,7 @@ pub fn main() {
     let reply = Arc::new(reply);
     let mut input = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut models: HashMap<Digest, Arc<Plan>> = HashMap::new();
-    let loaded: Arc<Mutex<Vec<(Digest, Arc<Plan>)>>> = Arc::default();
+    let loaded: Parsed = Arc::default();
     let running: Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>> = Arc::default();
     let pool = Pool::new();
     // The host sends no frame larger than a model plus its header.

@@ -7,8 +7,9 @@
 //! a guest — models it loaded, tensors, outputs — is charged to its memory limit. Computing runs
 //! on tokio's blocking pool and is stopped between two operations when the guest's future is
 //! dropped (deadline, stop), so a long inference never holds a server's worker thread.
-//! The backend (tract) is in wasmbox-nn; without the `nn` feature (the edge build) there is no
-//! backend and no models can be granted.
+//! Models are loaded and computed by wasmbox-nn, in its backend process (tract is not linked
+//! here); without the `nn` feature (the edge build) there is no backend and no models can be
+//! granted.
 
 use std::collections::BTreeMap;
 #[cfg(feature = "nn")]
