@@ -333,7 +333,22 @@ fn a_request_whose_inference_runs_past_its_deadline_ends_and_others_keep_going()
     }
     assert_eq!(big.join().unwrap(), 504, "the deadline ends the request still computing");
     assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    // ...and the backend process stops computing it, rather than burn a core for nothing.
+    let backend = backends_of(server.child.id());
+    assert_eq!(backend.len(), 1, "{backend:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    let before = cpu_ticks(backend[0]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let spent = cpu_ticks(backend[0]) - before;
+    assert!(spent < 20, "the backend spent {spent} ticks of CPU in the second after the deadline");
     assert_eq!(server.classify("/", &images[..256]).0, 200, "the server goes on");
+}
+
+/// User + system CPU time of a process, in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub fn load_onnx(bytes: &[u8]) -> Result<Arc<Model>, NnError> {
 
 impl Runner for Plan {
     fn run(&self, inputs: Vec<NnTensor>, cancel: &AtomicBool) -> Result<Vec<NnTensor>, NnError> {
-        self.compute(&inputs, cancel)
+        self.compute(&inputs, &|| cancel.load(Ordering::Relaxed))
     }
 }
 
@@ -59,9 +59,9 @@ pub fn parse(bytes: &[u8]) -> Result<(ModelInfo, Plan), NnError> {
 }
 
 impl Plan {
-    /// Runs the model on inputs already checked against it (by `Session`), checking `cancel`
+    /// Runs the model on inputs already checked against it (by `Session`), asking `stop`
     /// before every operation.
-    pub fn compute(&self, inputs: &[NnTensor], cancel: &AtomicBool) -> Result<Vec<NnTensor>, NnError> {
+    pub fn compute(&self, inputs: &[NnTensor], stop: &dyn Fn() -> bool) -> Result<Vec<NnTensor>, NnError> {
         let mut values = TVec::new();
         for t in inputs {
             let dt = datum_type(t.ty()).ok_or_else(|| {
@@ -76,7 +76,7 @@ impl Plan {
         let outputs = catch_unwind(AssertUnwindSafe(|| -> TractResult<TVec<TValue>> {
             let mut state = self.0.spawn()?;
             state.run_plan_with_eval(values, |ctx, op_state, node, values| {
-                if cancel.load(Ordering::Relaxed) {
+                if stop() {
                     return Err(tract_onnx::tract_core::internal::format_err!("{CANCELLED}"));
                 }
                 eval(ctx, op_state, node, values)
@@ -84,7 +84,7 @@ impl Plan {
         }))
         .map_err(|_| NnError::new(ErrorKind::RuntimeError, "the inference backend failed (it panicked)"))?;
         let outputs = outputs.map_err(|e| {
-            if cancel.load(Ordering::Relaxed) {
+            if stop() {
                 NnError::new(ErrorKind::Cancelled, "the inference was stopped")
             } else {
                 NnError::new(ErrorKind::RuntimeError, format!("inference failed: {}", one_line(&e)))

@@ -1,23 +1,26 @@
 //! The host side of the inference backend process: `wasmbox-nn`, installed next to `wasmbox`
 //! (or named by `WASMBOX_NN_BACKEND`), started on the first model load and shared by every
-//! container of this process, one pipe each way.
+//! container of this process.
 //!
-//! Requests carry ids; one reader thread hands each reply to the caller waiting for it, so many
-//! computations run at once. If the backend dies (a model crashed it, it was killed), every
-//! waiting call fails with the reason and the next call starts a new backend; models are
-//! loaded into it again from the bytes this side keeps.
+//! Each computation has a connection of its own (a stream socket handed to the backend over
+//! its control socket, `control`; idle ones are reused): the calling thread writes the request
+//! and reads the reply itself. Closing a connection is how a computation is cancelled. If the
+//! backend dies (a model crashed it, it was killed), the calls on it fail with the reason and
+//! the next one starts a new backend; models are loaded into it again from the bytes this side
+//! keeps.
 
-use std::collections::HashMap;
-use std::io::{BufReader, Write};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::control;
 use crate::error::{ErrorKind, NnError};
-use crate::model::{Model, Runner};
+use crate::model::{Model, ModelInfo, Runner};
 use crate::tensor::Tensor;
 use crate::wire::{self, Body, Digest, Frame};
 
@@ -33,22 +36,16 @@ const MAX_REPLY: u64 = 1 << 30;
 /// How often a waiting computation looks at its cancel flag.
 const CANCEL_POLL: Duration = Duration::from_millis(5);
 
-static CURRENT: Mutex<Option<Arc<Conn>>> = Mutex::new(None);
+static CURRENT: Mutex<Option<Arc<Backend>>> = Mutex::new(None);
 
-/// A reply: status and body (after the id and status).
-type Reply = Result<(u8, Vec<u8>), NnError>;
-
-struct Conn {
-    stdin: Mutex<ChildStdin>,
-    waiting: Mutex<Waiting>,
+/// One backend process.
+struct Backend {
+    control: Mutex<OwnedFd>,
+    child: Mutex<Child>,
+    idle: Mutex<Vec<UnixStream>>,
+    /// Set once it is known to be gone: why.
+    dead: Mutex<Option<String>>,
     next_id: AtomicU64,
-}
-
-#[derive(Default)]
-struct Waiting {
-    /// Set once the backend is gone: why.
-    dead: Option<String>,
-    calls: HashMap<u64, mpsc::Sender<Reply>>,
 }
 
 /// Where the backend binary is: `WASMBOX_NN_BACKEND`, else `wasmbox-nn` next to this executable.
@@ -73,124 +70,105 @@ fn backend_path() -> Result<PathBuf, NnError> {
 }
 
 /// The live backend, started if there is none (or the last one died).
-fn conn() -> Result<Arc<Conn>, NnError> {
+fn backend() -> Result<Arc<Backend>, NnError> {
     let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(conn) = current.as_ref().filter(|c| c.alive()) {
-        return Ok(conn.clone());
+    if let Some(backend) = current.as_ref().filter(|b| b.alive()) {
+        return Ok(backend.clone());
     }
-    let conn = Conn::start()?;
-    *current = Some(conn.clone());
-    Ok(conn)
+    let backend = Backend::start()?;
+    *current = Some(backend.clone());
+    Ok(backend)
 }
 
-impl Conn {
-    fn start() -> Result<Arc<Conn>, NnError> {
+/// Why a reply did not come.
+enum Stop {
+    Cancelled,
+    Broken(io::Error),
+}
+
+impl Backend {
+    fn start() -> Result<Arc<Backend>, NnError> {
         let path = backend_path()?;
-        let mut child = Command::new(&path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            // Its only output is replies; a panic message would land in a guest's stderr.
+        let cannot = |e: io::Error| {
+            NnError::new(ErrorKind::Unsupported, format!("cannot start the inference backend {}: {e}", path.display()))
+        };
+        let (ours, theirs) = control::pair().map_err(cannot)?;
+        let child = Command::new(&path)
+            .stdin(Stdio::from(theirs))
+            .stdout(Stdio::null())
+            // A panic message would land in a guest's stderr; failures come back as replies.
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| {
-                NnError::new(
-                    ErrorKind::Unsupported,
-                    format!("cannot start the inference backend {}: {e}", path.display()),
-                )
-            })?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            unreachable!("both pipes were asked for");
-        };
-        let conn = Arc::new(Conn {
-            stdin: Mutex::new(stdin),
-            waiting: Mutex::new(Waiting::default()),
+            .map_err(cannot)?;
+        Ok(Arc::new(Backend {
+            control: Mutex::new(ours),
+            child: Mutex::new(child),
+            idle: Mutex::default(),
+            dead: Mutex::default(),
             next_id: AtomicU64::new(1),
-        });
-        let reader = conn.clone();
-        std::thread::Builder::new()
-            .name("nn-backend".into())
-            .spawn(move || reader.read_replies(BufReader::new(stdout), child))
-            .map_err(|e| NnError::new(ErrorKind::RuntimeError, format!("cannot start a thread: {e}")))?;
-        Ok(conn)
+        }))
     }
 
     fn alive(&self) -> bool {
-        self.waiting.lock().map(|w| w.dead.is_none()).unwrap_or(false)
+        self.dead.lock().map(|d| d.is_none()).unwrap_or(false)
     }
 
-    /// Hands every reply to its caller until the pipe ends, then fails whoever still waits.
-    fn read_replies(&self, mut out: BufReader<std::process::ChildStdout>, mut child: Child) {
-        let why = loop {
-            let frame = match wire::read_frame(&mut out, MAX_REPLY) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break None,
-                Err(e) => break Some(format!("a broken reply ({e})")),
-            };
-            let mut body = Body::new(&frame);
-            let (Ok(id), Ok(status)) = (body.u64(), body.u8()) else { break Some("a broken reply".into()) };
-            let caller = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).calls.remove(&id);
-            if let Some(caller) = caller {
-                let _ = caller.send(Ok((status, body.rest().to_vec())));
-            }
-        };
-        let _ = child.kill();
-        let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-        let why = match why {
-            Some(why) => format!("the inference backend sent {why} and was stopped"),
-            None => format!("the inference backend exited ({status}); the next call starts a new one"),
-        };
-        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        for (_, caller) in waiting.calls.drain() {
-            let _ = caller.send(Err(NnError::new(ErrorKind::RuntimeError, why.clone())));
+    /// Marks the backend gone (stopping it if it is not) and says why, with its exit status.
+    fn fail(&self, what: &str) -> NnError {
+        let mut dead = self.dead.lock().unwrap_or_else(|p| p.into_inner());
+        if dead.is_none() {
+            let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = child.kill();
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            *dead = Some(format!("the inference backend {what} ({status}); the next call starts a new one"));
         }
-        waiting.dead = Some(why);
+        NnError::new(ErrorKind::RuntimeError, dead.clone().unwrap_or_default())
     }
 
-    /// Sends one request and waits for its reply, giving up (and telling the backend) when
-    /// `cancel` is set.
-    fn call(&self, frame: impl FnOnce(u64) -> Frame, cancel: Option<&AtomicBool>) -> Reply {
+    /// An idle connection, or a new one handed to the backend.
+    fn connection(&self) -> Result<UnixStream, NnError> {
+        if let Some(conn) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let (ours, theirs) = UnixStream::pair().map_err(|e| self.fail(&format!("could not be reached: {e}")))?;
+        let control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        control::send(control.as_fd(), control::CONNECT, &[0; 32], Some(theirs.as_fd()))
+            .map_err(|e| self.fail(&format!("stopped taking requests: {e}")))?;
+        ours.set_read_timeout(Some(CANCEL_POLL)).map_err(|e| self.fail(&e.to_string()))?;
+        Ok(ours)
+    }
+
+    /// Sends one request and reads its reply (status, body after it), giving up — and closing
+    /// the connection, which stops the backend's work — when `cancel` is set.
+    fn call(&self, frame: impl FnOnce(u64) -> Frame, cancel: Option<&AtomicBool>) -> Result<(u8, Vec<u8>), NnError> {
+        if let Some(why) = self.dead.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(NnError::new(ErrorKind::RuntimeError, why));
+        }
+        let mut conn = self.connection()?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel();
-        {
-            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(why) = &waiting.dead {
-                return Err(NnError::new(ErrorKind::RuntimeError, why.clone()));
-            }
-            waiting.calls.insert(id, tx);
+        if let Err(e) = frame(id).write_to(&mut conn) {
+            return Err(self.fail(&format!("stopped taking requests: {e}")));
         }
-        if let Err(e) = self.send(frame(id)) {
-            self.waiting.lock().unwrap_or_else(|p| p.into_inner()).calls.remove(&id);
-            return Err(e);
-        }
-        let Some(cancel) = cancel else {
-            return rx.recv().unwrap_or_else(|_| Err(gone()));
+        let reply = match read_reply(&mut conn, cancel) {
+            Ok(reply) => reply,
+            Err(Stop::Cancelled) => return Err(NnError::new(ErrorKind::Cancelled, "the inference was stopped")),
+            Err(Stop::Broken(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(self.fail("exited")),
+            Err(Stop::Broken(e)) => return Err(self.fail(&format!("sent a broken reply ({e}) and was stopped"))),
         };
-        loop {
-            match rx.recv_timeout(CANCEL_POLL) {
-                Ok(reply) => return reply,
-                Err(RecvTimeoutError::Disconnected) => return Err(gone()),
-                Err(RecvTimeoutError::Timeout) if cancel.load(Ordering::Relaxed) => {
-                    self.waiting.lock().unwrap_or_else(|p| p.into_inner()).calls.remove(&id);
-                    let _ = self.send(Frame::new(id, wire::CANCEL));
-                    return Err(NnError::new(ErrorKind::Cancelled, "the inference was stopped"));
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-            }
+        let mut body = Body::new(&reply);
+        let (Ok(got), Ok(status)) = (body.u64(), body.u8()) else {
+            return Err(self.fail("sent a broken reply and was stopped"));
+        };
+        if got != id {
+            return Err(self.fail("answered another request and was stopped"));
         }
-    }
-
-    /// Writes one frame. A failed write means the backend is gone: the next call starts another.
-    fn send(&self, mut frame: Frame) -> Result<(), NnError> {
-        let mut stdin = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
-        frame.write_to(&mut *stdin).and_then(|()| stdin.flush()).map_err(|e| {
-            let why = format!("the inference backend stopped taking requests: {e}");
-            self.waiting.lock().unwrap_or_else(|p| p.into_inner()).dead.get_or_insert(why.clone());
-            NnError::new(ErrorKind::RuntimeError, why)
-        })
+        let rest = body.rest().to_vec();
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        Ok((status, rest))
     }
 
     /// Loads a model into this backend; its signature.
-    fn load(&self, digest: &Digest, bytes: &[u8]) -> Result<crate::model::ModelInfo, NnError> {
+    fn load(&self, digest: &Digest, bytes: &[u8]) -> Result<ModelInfo, NnError> {
         let (status, body) = self.call(
             |id| {
                 let mut f = Frame::new(id, wire::LOAD);
@@ -203,8 +181,31 @@ impl Conn {
     }
 }
 
-fn gone() -> NnError {
-    NnError::new(ErrorKind::RuntimeError, "the inference backend went away")
+/// One reply frame, read while watching `cancel` between reads.
+fn read_reply(conn: &mut UnixStream, cancel: Option<&AtomicBool>) -> Result<Vec<u8>, Stop> {
+    let mut header = [0u8; 8];
+    read_full(conn, &mut header, cancel)?;
+    let mut body = vec![0; wire::body_len(header, MAX_REPLY).map_err(Stop::Broken)?];
+    read_full(conn, &mut body, cancel)?;
+    Ok(body)
+}
+
+fn read_full(conn: &mut UnixStream, buf: &mut [u8], cancel: Option<&AtomicBool>) -> Result<(), Stop> {
+    let mut done = 0;
+    while done < buf.len() {
+        match conn.read(&mut buf[done..]) {
+            Ok(0) => return Err(Stop::Broken(io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => done += n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    return Err(Stop::Cancelled);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Stop::Broken(e)),
+        }
+    }
+    Ok(())
 }
 
 fn decode<T>(status: u8, body: &[u8], ok: impl FnOnce(&mut Body) -> Result<T, NnError>) -> Result<T, NnError> {
@@ -218,7 +219,7 @@ fn decode<T>(status: u8, body: &[u8], ok: impl FnOnce(&mut Body) -> Result<T, Nn
 
 /// Loads `bytes` (whose sha256 is `digest`) in the backend process.
 pub(crate) fn load(digest: Digest, bytes: &[u8]) -> Result<Model, NnError> {
-    let info = conn()?.load(&digest, bytes)?;
+    let info = backend()?.load(&digest, bytes)?;
     let runner = Remote { digest, bytes: Arc::from(bytes) };
     Ok(Model::new(digest, bytes.len() as u64, info, Box::new(runner)))
 }
@@ -236,8 +237,8 @@ impl Runner for Remote {
         // more: a request that itself kills the backend fails rather than kill backends in a loop.
         let (mut restarted, mut reloaded) = (false, false);
         loop {
-            let conn = conn()?;
-            let reply = conn.call(
+            let backend = backend()?;
+            let reply = backend.call(
                 |id| {
                     let mut f = Frame::new(id, wire::RUN);
                     f.bytes(&self.digest).tensors(&inputs);
@@ -247,15 +248,14 @@ impl Runner for Remote {
             );
             let (status, body) = match reply {
                 Ok(reply) => reply,
-                Err(e) if e.kind == ErrorKind::Cancelled => return Err(e),
-                Err(e) if restarted => return Err(e),
+                Err(e) if e.kind == ErrorKind::Cancelled || restarted => return Err(e),
                 Err(_) => {
                     restarted = true;
                     continue;
                 }
             };
             if status == wire::UNKNOWN_MODEL && !reloaded {
-                conn.load(&self.digest, &self.bytes)?;
+                backend.load(&self.digest, &self.bytes)?;
                 reloaded = true;
                 continue;
             }
@@ -268,10 +268,9 @@ impl Drop for Remote {
     /// The backend may forget the model: no one here holds it any more.
     fn drop(&mut self) {
         let current = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(conn) = current.filter(|c| c.alive()) {
-            let mut frame = Frame::new(0, wire::RELEASE);
-            frame.bytes(&self.digest);
-            let _ = conn.send(frame);
+        if let Some(backend) = current.filter(|b| b.alive()) {
+            let control = backend.control.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = control::send(control.as_fd(), control::RELEASE, &self.digest, None);
         }
     }
 }

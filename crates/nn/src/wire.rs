@@ -1,4 +1,5 @@
-//! The frames wasmbox and its inference backend process (`wasmbox-nn`) exchange over a pipe.
+//! The frames wasmbox and its inference backend process (`wasmbox-nn`) exchange on a
+//! connection (one request, one reply at a time; `control` makes connections).
 //!
 //! A frame is a little-endian u64 length, then that many bytes: a u64 request id, then a
 //! request (op byte + payload) or a reply (status byte + payload). The backend trusts the
@@ -14,8 +15,6 @@ use crate::tensor::{MAX_RANK, Tensor, TensorType};
 /// Requests (host → backend).
 pub const LOAD: u8 = 1;
 pub const RUN: u8 = 2;
-pub const CANCEL: u8 = 3;
-pub const RELEASE: u8 = 4;
 
 /// Reply statuses (backend → host).
 pub const OK: u8 = 0;
@@ -33,13 +32,18 @@ pub fn read_frame(r: &mut impl Read, cap: u64) -> io::Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
-    let len = u64::from_le_bytes(len);
-    if len > cap || len < 8 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
-    }
-    let mut body = vec![0; len as usize];
+    let mut body = vec![0; body_len(len, cap)?];
     r.read_exact(&mut body)?;
     Ok(Some(body))
+}
+
+/// The body length a frame header announces, if it is within `cap`.
+pub fn body_len(header: [u8; 8], cap: u64) -> io::Result<usize> {
+    let len = u64::from_le_bytes(header);
+    if len > cap || len < 9 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a frame of {len} bytes")));
+    }
+    Ok(len as usize)
 }
 
 /// A frame being built: its length is filled in by [`Frame::finish`].
