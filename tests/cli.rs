@@ -69,6 +69,7 @@ fn version_names_wasmtime_the_engine_hash_features_and_target() {
     assert_eq!(v["wasmtime"], locked);
     assert!(v["features"].is_array());
     assert!(v["target"].as_str().unwrap().contains(std::env::consts::ARCH), "{v}");
+    assert!(v["inference_backend"].as_str().unwrap().ends_with("/wasmbox-nn"), "{v}");
 
     // The engine hash is the one compiled code is bound to: a fresh cache entry carries it.
     home.run(&["run", PROBE_MODULE, "hello"]).code(0);

@@ -555,8 +555,13 @@ fn a_missing_backend_is_a_clear_error() {
             .output()
             .unwrap(),
     );
+    let version = Out::from(Command::new(&exe).env_remove("WASMBOX_NN_BACKEND").arg("version").output().unwrap());
     std::fs::remove_dir_all(&lonely).unwrap();
     out.code(126).stderr_has("`wasmbox-nn` is not installed next to").stderr_has("WASMBOX_NN_BACKEND");
+    version.code(0).stdout_has("inference: none: the inference backend `wasmbox-nn` is not installed");
+    // Installed as cargo builds it: `version` says which backend `--nn-model` starts.
+    let backend = Path::new(env!("CARGO_BIN_EXE_wasmbox-nn")).display().to_string();
+    home.run(&["version"]).code(0).stdout_has(&format!("inference: {backend} (WASI-NN backend)"));
 }
 
 #[test]

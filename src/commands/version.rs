@@ -21,6 +21,8 @@ pub struct VersionInfo {
     pub engine_fuel: String,
     pub features: Vec<&'static str>,
     pub target: &'static str,
+    /// The WASI-NN backend binary `--nn-model` starts (`null` when there is none).
+    pub inference_backend: Option<String>,
 }
 
 impl VersionInfo {
@@ -36,6 +38,7 @@ impl VersionInfo {
             engine_fuel: digest(true)?,
             features: env!("WASMBOX_FEATURES").split(',').filter(|f| !f.is_empty()).collect(),
             target: env!("WASMBOX_TARGET"),
+            inference_backend: wasmbox_engine::nn::backend().ok().map(|p| p.display().to_string()),
         })
     }
 }
@@ -57,5 +60,9 @@ pub fn exec(a: VersionArgs) -> anyhow::Result<i32> {
     println!("engine:    {} (compile cache; with --fuel: {})", &v.engine[..16], &v.engine_fuel[..16]);
     println!("features:  {features}");
     println!("target:    {}", v.target);
+    match wasmbox_engine::nn::backend() {
+        Ok(path) => println!("inference: {} (WASI-NN backend)", path.display()),
+        Err(why) => println!("inference: none: {why}"),
+    }
     Ok(0)
 }

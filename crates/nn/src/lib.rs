@@ -23,6 +23,6 @@ pub mod wire;
 
 pub use error::{ErrorKind, NnError};
 pub use model::{Model, ModelInfo, ModelInput, Runner, digest, load_onnx};
-pub use remote::{BACKEND_BIN, BACKEND_ENV};
+pub use remote::{BACKEND_BIN, BACKEND_ENV, backend_path};
 pub use session::{Job, Session};
 pub use tensor::{MAX_RANK, Tensor, TensorType};

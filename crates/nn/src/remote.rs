@@ -49,7 +49,7 @@ struct Backend {
 }
 
 /// Where the backend binary is: `WASMBOX_NN_BACKEND`, else `wasmbox-nn` next to this executable.
-fn backend_path() -> Result<PathBuf, NnError> {
+pub fn backend_path() -> Result<PathBuf, NnError> {
     if let Some(path) = std::env::var_os(BACKEND_ENV).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
     }

@@ -88,3 +88,11 @@ pub struct NnGrants {
 
 /// Whether this build can run inference (the `nn` feature).
 pub const AVAILABLE: bool = cfg!(feature = "nn");
+
+/// The inference backend binary this process would start, or why there is none.
+pub fn backend() -> Result<std::path::PathBuf, String> {
+    #[cfg(feature = "nn")]
+    return wasmbox_nn::backend_path().map_err(|e| e.message);
+    #[cfg(not(feature = "nn"))]
+    Err("this build has no inference backend (the `nn` feature)".into())
+}
