@@ -3,14 +3,15 @@
 concurrency, interleaved rounds in one run of this script.
 
 Usage: bench/serve_vs_wasmtime.py [--guest hello|python] [--load wrk|hey] [--connections C]
-                                  [--keep-resident SIZE,...] [--rounds N] [--seconds S]
+                                  [--keep-resident SIZE,...] [--compare BINARY] [--rounds N] [--seconds S]
 
 --guest python is the heavyweight case: a CPython HTTP handler (bench/py-http/app.py) built by
 the pinned componentize-py. Each --keep-resident size is one wasmbox server (0: memory is
 given back after every request, the default). Per server it reports req/s and p50/p99 latency
 (medians over rounds), minor page faults and TLB shootdowns per request (the server's
 /proc/PID/stat; the machine's /proc/interrupts TLB line, so keep the machine otherwise idle),
-and RSS after the load; then the req/s and p99 ratios against wasmtime.
+and RSS after the load; then the req/s and p99 ratios against wasmtime. --compare adds another
+wasmbox build (e.g. the one before a change) as one more server in the same rounds.
 """
 import argparse, os, random, re, statistics, subprocess, sys, tempfile, time
 
@@ -61,6 +62,8 @@ def main():
     ap.add_argument("--load", choices=["wrk", "hey"], default="wrk")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--keep-resident", default="0", help="comma-separated sizes, one wasmbox server each")
+    ap.add_argument("--compare", metavar="BINARY",
+                    help="another wasmbox build, one more server at the last --keep-resident size (e.g. before a change)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5)
     args = ap.parse_args()
@@ -82,6 +85,10 @@ def main():
     for size in args.keep_resident.split(","):
         commands[f"wasmbox serve --keep-resident {size}"] = lambda port, size=size: [
             WASMBOX, "serve", "--keep-resident", size, "--listen", f"127.0.0.1:{port}", guest]
+    if args.compare:
+        size = args.keep_resident.split(",")[-1]
+        commands[f"{args.compare} serve --keep-resident {size}"] = lambda port, size=size: [
+            args.compare, "serve", "--keep-resident", size, "--listen", f"127.0.0.1:{port}", guest]
     commands["wasmtime serve -S cli"] = lambda port: [wasmtime, "serve", "-S", "cli", "--addr", f"127.0.0.1:{port}", guest]
     ports = {name: free_port() for name in commands}
     servers = {}
@@ -121,7 +128,7 @@ def main():
     peer = med["wasmtime serve -S cli"]
     print()
     for name in commands:
-        if name.startswith("wasmbox"):
+        if name != "wasmtime serve -S cli":
             print(f"{name}: req/s {med[name][0] / peer[0]:.2f}x wasmtime, p99 {med[name][2] / peer[2]:.2f}x")
 
 

@@ -200,6 +200,9 @@ fn pooled_engine(config: &mut Config, options: &EngineOptions) -> Result<Engine,
         pool.total_component_instances(slots);
         if keep > 0 {
             pool.linear_memory_keep_resident(keep).table_keep_resident(keep);
+            // Reset only the pages an instance wrote (PAGEMAP_SCAN, Linux 6.7+) instead of
+            // copying all `keep` bytes back; the vendored wasmtime reports every written run.
+            pool.pagemap_scan(wasmtime::Enabled::Auto);
             // Every slot that ever ran an instance holds `keep` bytes, so the slots in use must
             // stay few: reuse the least recently used warm slot rather than warming a cold one.
             pool.max_unused_warm_slots(WARM_SLOTS);

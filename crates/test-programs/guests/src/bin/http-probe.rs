@@ -4,6 +4,8 @@
 //! `/recall` returns it (isolation: a fresh instance must answer empty), `/scribble/N` fills
 //! N MiB of fresh heap with a marker byte and `/scan` answers how many 4 KiB pages of the whole
 //! linear memory are full of it (a fresh instance: 0, whatever the host kept resident),
+//! `/scatter/N` marks every other page of N MiB of fresh heap (N × 128 separate runs of
+//! written pages, more than a page-table scan reports in one go by default) and answers `/scan`,
 //! `/fetch` fetches the URL in the `x-fetch-url` header and answers with its status and body
 //! (502 with the error when the host refuses), `/large/N` streams N MiB, `/env/NAME` answers
 //! the variable's value, `/health` answers 200, or 503 when `PROBE_HEALTH=fail`.
@@ -129,6 +131,21 @@ mod handler {
                 ["scribble", mib] => {
                     let marked = vec![SCRIBBLE; mib.parse::<usize>().unwrap_or(1) << 20];
                     std::mem::forget(marked);
+                    respond(out, 200, &mut std::iter::once(format!("{}\n", scan()).into_bytes()));
+                }
+                ["scatter", mib] => {
+                    // Uninitialised, so the pages in between are never written (a zeroed
+                    // allocation could be memset as a whole); whole pages from the first
+                    // page boundary inside it.
+                    let len = mib.parse::<usize>().unwrap_or(1) << 20;
+                    let mut pages: Vec<u8> = Vec::with_capacity(len);
+                    let base = pages.as_mut_ptr();
+                    let skip = base.align_offset(4096);
+                    for offset in (skip..len.saturating_sub(4096)).step_by(8192) {
+                        // SAFETY: offset + 4096 <= len, inside the allocation's capacity.
+                        unsafe { std::ptr::write_bytes(base.add(offset), SCRIBBLE, 4096) };
+                    }
+                    std::mem::forget(pages);
                     respond(out, 200, &mut std::iter::once(format!("{}\n", scan()).into_bytes()));
                 }
                 ["scan"] => respond(out, 200, &mut std::iter::once(format!("{}\n", scan()).into_bytes())),
