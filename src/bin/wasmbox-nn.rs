@@ -1,5 +1,6 @@
-//! `wasmbox-nn`: the inference backend process wasmbox starts for WASI-NN (crates/nn/src/helper.rs).
-//! Not meant to be run by hand: it speaks wasmbox's frames on stdin and stdout.
+//! `wasmbox-nn`: the inference backend process wasmbox starts for WASI-NN
+//! (crates/nn-onnx/src/helper.rs). Not meant to be run by hand: its stdin must be the control
+//! socket wasmbox hands it (crates/nn/src/control.rs).
 
 fn main() {
     if std::env::args_os().len() > 1 {

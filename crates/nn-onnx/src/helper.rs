@@ -28,7 +28,16 @@ pub fn main() {
     std::panic::set_hook(Box::new(|_| {}));
     let models: Models = Arc::default();
     let stdin = std::io::stdin();
-    while let Ok(Some((tag, digest, fd))) = control::recv(stdin.as_fd()) {
+    loop {
+        let (tag, digest, fd) = match control::recv(stdin.as_fd()) {
+            Ok(Some(message)) => message,
+            Ok(None) => return,
+            Err(e) => {
+                // Run by hand, or wasmbox is gone mid-message; only the former can read this.
+                eprintln!("wasmbox-nn: stdin is not wasmbox's control socket ({e}); wasmbox starts this program");
+                std::process::exit(2);
+            }
+        };
         match (tag, fd) {
             (control::CONNECT, Some(fd)) => {
                 let models = models.clone();
