@@ -74,9 +74,11 @@ def main():
     home = tempfile.mkdtemp(prefix="wasmbox-bench-serve-")
     env = dict(os.environ, WASMBOX_HOME=home)
     # Fill wasmbox's compile cache first, so every wasmbox server starts from it and their RSS
-    # compares (a server that compiled keeps the compiler's heap).
+    # compares (a server that compiled keeps the compiler's heap). `--compiler cranelift`
+    # listens only once the optimized code is ready (and cached): with the default tiering the
+    # server would answer at once on baseline code and be killed before the cache is filled.
     port = free_port()
-    warm = subprocess.Popen([WASMBOX, "serve", "--listen", f"127.0.0.1:{port}", guest], env=env,
+    warm = subprocess.Popen([WASMBOX, "serve", "--compiler", "cranelift", "--listen", f"127.0.0.1:{port}", guest], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_up(port, timeout=120)
     warm.kill()

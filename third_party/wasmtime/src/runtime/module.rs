@@ -160,6 +160,13 @@ struct ModuleInner {
 
     /// The checksum of the source binary from which this module was compiled.
     checksum: WasmChecksum,
+
+    /// wasmbox: per defined function, the text offsets of its array-to-wasm
+    /// trampoline (high 32 bits) and its body (low 32), looked up on first use
+    /// and then shared by every instance: initialising a funcref took two
+    /// `func_loc` lookups and a code-registry lookup per function per instance.
+    /// `u64::MAX` until known.
+    funcref_offsets: Box<[core::sync::atomic::AtomicU64]>,
 }
 
 impl fmt::Debug for Module {
@@ -547,6 +554,9 @@ impl Module {
             .validate_module(module.module(), &offsets)?;
 
         let _ = serializable;
+        let funcref_offsets = (0..module.module().num_defined_funcs())
+            .map(|_| core::sync::atomic::AtomicU64::new(u64::MAX))
+            .collect();
 
         Ok(Self {
             inner: try_new::<Arc<_>>(ModuleInner {
@@ -558,6 +568,7 @@ impl Module {
                 serializable,
                 offsets,
                 checksum,
+                funcref_offsets,
             })?,
         })
     }
@@ -647,6 +658,27 @@ impl Module {
 
     pub(crate) fn engine_code(&self) -> &Arc<EngineCode> {
         &self.inner.code
+    }
+
+    /// wasmbox: the text-section offsets of defined function `index`'s
+    /// array-to-wasm trampoline and body (see `funcref_offsets`).
+    pub(crate) fn funcref_offsets(&self, index: wasmtime_environ::DefinedFuncIndex) -> (usize, usize) {
+        use core::sync::atomic::Ordering::Relaxed;
+        let slot = &self.inner.funcref_offsets[wasmtime_environ::EntityRef::index(index)];
+        let mut packed = slot.load(Relaxed);
+        if packed == u64::MAX {
+            let module = &self.inner.module;
+            let module_index = module.module().module_index;
+            let array = module
+                .function_range(FuncKey::ArrayToWasmTrampoline(module_index, index))
+                .start as u64;
+            let wasm = module
+                .function_range(FuncKey::DefinedWasmFunction(module_index, index))
+                .start as u64;
+            packed = (array << 32) | wasm;
+            slot.store(packed, Relaxed);
+        }
+        ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize)
     }
 
     pub(crate) fn env_module(&self) -> &Arc<wasmtime_environ::Module> {

@@ -882,6 +882,42 @@ impl Instance {
         let vmctx_offset = self.offsets().vmctx_func_ref(func.func_ref);
         let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
         let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
+
+        // wasmbox: unless guest debugging gives each store a private copy of
+        // the code, a store runs the engine's code itself, so the two function
+        // pointers are the module's text plus offsets it caches for every
+        // instance: no per-instance `func_loc` or code-registry lookups.
+        let rt = self.runtime_module().expect("funcref impossible in fake module");
+        #[cfg(feature = "debug")]
+        let private_code = rt.engine().tunables().debug_guest;
+        #[cfg(not(feature = "debug"))]
+        let private_code = false;
+        if !private_code {
+            let (array_offset, wasm_offset) = rt.funcref_offsets(def_index);
+            let text = rt.engine_code().text();
+            debug_assert!(array_offset < text.len() && wasm_offset < text.len());
+            let array_call = VmPtr::from(NonNull::from(&text[array_offset]).cast());
+            let wasm_call = Some(VmPtr::from(
+                NonNull::from(&text[wasm_offset])
+                    .cast::<VMWasmCallFunction>(),
+            ));
+            let vmctx = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
+            // SAFETY: the offset is the funcref's place in our `VMContext`
+            // (as in `initialize_and_return_funcref`).
+            let func_ref_ptr = unsafe { self.vmctx_plus_offset_raw::<VMFuncRef>(vmctx_offset) };
+            // SAFETY: `func_ref_ptr` lies within our `VMContext` area.
+            unsafe {
+                func_ref_ptr.write(VMFuncRef {
+                    array_call,
+                    wasm_call,
+                    vmctx,
+                    type_index,
+                });
+            }
+            let _ = registry;
+            return Some(func_ref_ptr);
+        }
+
         // SAFETY: the type/offset/keys here are all valid for the defined
         // function at `def_index`.
         unsafe {
