@@ -138,7 +138,8 @@ impl Backend {
         Ok(ours)
     }
 
-    /// Sends one request and reads its reply (status, body after it), giving up — and closing
+    /// Sends one request and reads its reply (status, and the frame: the body starts at
+    /// [`REPLY_HEADER`]), giving up — and closing
     /// the connection, which stops the backend's work — when `cancel` is set.
     fn call(&self, frame: impl FnOnce(u64) -> Frame, cancel: Option<&AtomicBool>) -> Result<(u8, Vec<u8>), NnError> {
         if let Some(why) = self.dead.lock().unwrap_or_else(|p| p.into_inner()).clone() {
@@ -162,9 +163,9 @@ impl Backend {
         if got != id {
             return Err(self.fail("answered another request and was stopped"));
         }
-        let rest = body.rest().to_vec();
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
-        Ok((status, rest))
+        // The whole frame, not a copy of its body: outputs are copied once more into tensors.
+        Ok((status, reply))
     }
 
     /// Loads a model into this backend; its signature.
@@ -208,8 +209,11 @@ fn read_full(conn: &mut UnixStream, buf: &mut [u8], cancel: Option<&AtomicBool>)
     Ok(())
 }
 
-fn decode<T>(status: u8, body: &[u8], ok: impl FnOnce(&mut Body) -> Result<T, NnError>) -> Result<T, NnError> {
-    let mut body = Body::new(body);
+/// A reply's id and status, before its body.
+const REPLY_HEADER: usize = 9;
+
+fn decode<T>(status: u8, frame: &[u8], ok: impl FnOnce(&mut Body) -> Result<T, NnError>) -> Result<T, NnError> {
+    let mut body = Body::new(&frame[REPLY_HEADER..]);
     match status {
         wire::OK => ok(&mut body),
         wire::ERR => Err(body.error()?),
