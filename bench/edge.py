@@ -9,7 +9,13 @@ and, on an emulated aarch64 device, starting cross-compiled code against compili
   precompiled file with the aarch64 edge build vs `run --no-cache` of the .wasm (compiling on
   the device) with a full aarch64 build of wasmbox (built here once: ~15 min on 2 cores).
 
+- host-code speed (with --compare BINARY, x86_64): the edge build against another build of it
+  (e.g. one with opt-level "s"), interleaved: process start (`-V`), `run` of the precompiled
+  probe `hello`, and a Pulley compute loop (the interpreter is host code, so it feels the
+  profile's optimization level directly).
+
 Usage: bench/edge.py [--arches x86_64,aarch64,riscv64gc] [--device-start] [--rounds N]
+                     [--compare BINARY]
 """
 import argparse, os, random, statistics, subprocess, tempfile, time
 
@@ -63,13 +69,57 @@ def device_start(edge_aarch64, rounds):
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+PULLEY_COMPUTE = """(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (local $i i32) (local $acc i32)
+    (loop $l
+      (i32.store (i32.and (local.get $i) (i32.const 0xfffc))
+                 (i32.add (local.get $acc) (i32.load (i32.and (i32.mul (local.get $i) (i32.const 7)) (i32.const 0xfffc)))))
+      (local.set $acc (i32.xor (i32.mul (local.get $acc) (i32.const 31)) (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 5000000))))
+    (call $exit (i32.and (local.get $acc) (i32.const 0)))))"""
+
+
+def compare(edge, other, rounds):
+    """Medians of the same edge commands run by `edge` and `other`, interleaved."""
+    probe = guests()["PROBE_MODULE"]
+    work = tempfile.mkdtemp(prefix="wasmbox-bench-edge-cmp-")
+    native, pulley, compute = (os.path.join(work, n) for n in ("probe.cwasm", "compute.cwasm", "compute.wat"))
+    with open(compute, "w") as f:
+        f.write(PULLEY_COMPUTE)
+    sh(WASMBOX, "compile", "--target", "x86_64", probe, "-o", native, stderr=subprocess.DEVNULL)
+    sh(WASMBOX, "compile", "--target", "pulley64", compute, "-o", pulley, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, WASMBOX_HOME=os.path.join(work, "home"))
+    scenarios = {
+        "process start (`-V`)": (["-V"], None, 10),
+        "`run` precompiled hello": (["run", "--allow-precompiled", native, "hello"], b"hello from a wasmbox guest", 10),
+        "Pulley compute (5M iterations)": (["run", "--engine", "pulley", "--allow-precompiled", pulley], None, 1),
+    }
+    print(f"| {rounds} rounds, interleaved, medians | edge build | {os.path.basename(other)} | ratio |")
+    print("|---|---|---|---|")
+    for name, (args, expect, per_round) in scenarios.items():
+        times = {edge: [], other: []}
+        for _ in range(rounds * per_round):
+            for b in random.sample([edge, other], 2):
+                times[b].append(timed([b, *args], env, expect=expect))
+        a, b = statistics.median(times[edge]), statistics.median(times[other])
+        print(f"| {name} | {a * 1000:.2f} ms | {b * 1000:.2f} ms | {a / b:.2f}x |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--arches", default="x86_64,aarch64,riscv64gc")
     ap.add_argument("--device-start", action="store_true")
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--compare", metavar="BINARY")
     args = ap.parse_args()
     binaries = edge_binaries(args.arches.split(","))
+    if args.compare:
+        compare(binaries["x86_64"], args.compare, args.rounds)
+        return
     print("| edge build | stripped size |")
     print("|---|---|")
     for arch, path in binaries.items():
