@@ -61,8 +61,9 @@ def main():
     sh(WASMBOX, "build", "-t", "sizes", component, env=sizes_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     blobs = os.path.join(work, "sizes", "images", "blobs", "sha256")
     wasm_image = sum(os.path.getsize(os.path.join(blobs, b)) for b in os.listdir(blobs))
+    # Only the probe: other guests (the WASI-NN one) import functions no native libc has.
     sh("cargo", "build", "--release", "--quiet", "--manifest-path", "crates/test-programs/guests/Cargo.toml",
-       "--target", "x86_64-unknown-linux-gnu", "--target-dir", os.path.join(work, "native"), cwd=ROOT,
+       "--bin", "probe", "--target", "x86_64-unknown-linux-gnu", "--target-dir", os.path.join(work, "native"), cwd=ROOT,
        env=dict(os.environ, RUSTFLAGS="-C target-feature=+crt-static"))
     native = os.path.join(work, "native/x86_64-unknown-linux-gnu/release/probe")
     layer = io.BytesIO()

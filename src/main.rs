@@ -71,6 +71,7 @@ fn cli_command() -> clap::Command {
 }
 
 fn main() {
+    report::quiet_error_backtraces();
     home::private_umask();
     report::install_panic_hook();
     report::init_logging();

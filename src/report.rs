@@ -117,6 +117,20 @@ pub fn clap_error(e: clap::Error) -> ! {
 }
 
 /// A panic is a wasmbox bug: one line saying so, exit 125, no Rust backtrace.
+/// Errors carry no native backtrace unless `RUST_LIB_BACKTRACE` asks for one. Errors are
+/// everyday events here (a guest's failed `open`, Winch declining code that Cranelift then
+/// compiles), and with `RUST_BACKTRACE=1` in a developer's environment every one of them
+/// walked the stack: a first `run` of a component Winch cannot compile took 0.2-0.3 s longer,
+/// and wasmtime's errors printed 90 frames into one-line messages. Panics are unaffected
+/// (wasmbox's hook prints one line either way). Must run before any thread starts.
+pub fn quiet_error_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: called first in `main`, before any thread exists that could read the
+        // environment concurrently.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let msg = info

@@ -99,3 +99,20 @@ fn usage_errors_exit_125() {
     home.run(&["--help"]).code(0).stdout_has("run");
     home.run(&["run", "--help"]).code(0).stdout_has("137");
 }
+
+/// With `RUST_BACKTRACE=1` in the environment (common among Rust developers), errors stay one
+/// line and a hint: wasmtime's errors used to carry 90 native frames into the message, and
+/// capturing them cost a first `run` 0.2-0.3 s whenever Winch declined code (report.rs).
+#[test]
+fn errors_stay_short_with_rust_backtrace_set() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Relaxed SIMD, which Winch (wasmtime's baseline compiler) refuses with a wasmtime error.
+    let wat = br#"(module (func (export "_start") (drop (i32x4.relaxed_trunc_f32x4_s (v128.const i32x4 0 0 0 0)))))"#;
+    let path = file_with(dir.path(), "relaxed.wat", wat);
+    let out: Out =
+        home.cmd().args(["run", "--compiler", "winch", &path]).env("RUST_BACKTRACE", "1").output().unwrap().into();
+    out.code(126).stderr_has("not a valid WebAssembly").no_panic();
+    assert!(!out.stderr.contains("backtrace"), "a native backtrace in the message:\n{}", out.stderr);
+    assert!(out.stderr.lines().count() <= 3, "not a short message:\n{}", out.stderr);
+}
