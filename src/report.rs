@@ -116,7 +116,6 @@ pub fn clap_error(e: clap::Error) -> ! {
     std::process::exit(code)
 }
 
-/// A panic is a wasmbox bug: one line saying so, exit 125, no Rust backtrace.
 /// Errors carry no native backtrace unless `RUST_LIB_BACKTRACE` asks for one. Errors are
 /// everyday events here (a guest's failed `open`, Winch declining code that Cranelift then
 /// compiles), and with `RUST_BACKTRACE=1` in a developer's environment every one of them
@@ -131,6 +130,7 @@ pub fn quiet_error_backtraces() {
     }
 }
 
+/// A panic is a wasmbox bug: one line saying so, exit 125, no Rust backtrace.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let msg = info
