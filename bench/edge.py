@@ -20,6 +20,7 @@ Usage: bench/edge.py [--arches x86_64,aarch64,riscv64gc] [--device-start] [--rou
 import argparse, os, random, statistics, subprocess, tempfile, time
 
 from benchlib import ROOT, WASMBOX, guests, mem_kib, sh, timed
+from pulley import COMPUTE
 
 CROSS_ENV = {
     "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER": "aarch64-linux-gnu-gcc",
@@ -69,18 +70,8 @@ def device_start(edge_aarch64, rounds):
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-PULLEY_COMPUTE = """(module
-  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (local $i i32) (local $acc i32)
-    (loop $l
-      (i32.store (i32.and (local.get $i) (i32.const 0xfffc))
-                 (i32.add (local.get $acc) (i32.load (i32.and (i32.mul (local.get $i) (i32.const 7)) (i32.const 0xfffc)))))
-      (local.set $acc (i32.xor (i32.mul (local.get $acc) (i32.const 31)) (local.get $i)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $l (i32.lt_u (local.get $i) (i32.const 5000000))))
-    (call $exit (i32.and (local.get $acc) (i32.const 0)))))"""
+# bench/pulley.py's compute guest, shorter: every round runs it once per build.
+PULLEY_COMPUTE = COMPUTE.replace("ITERATIONS", "5000000")
 
 
 def compare(edge, other, rounds):
