@@ -136,6 +136,33 @@ fn code_compiled_here_for_aarch64_runs_on_the_aarch64_edge_build_and_not_here() 
         .stderr_has("--target aarch64");
 }
 
+/// The edge build has no unwind tables (scripts/edge-build.sh removes `.eh_frame`): a trap and
+/// a stack overflow in guest code must still end as traps (134, the Wasm backtrace named),
+/// never as a crash of wasmbox, on every emulated CPU.
+#[test]
+fn traps_and_stack_overflow_are_reported_by_the_edge_build_without_unwind_tables() {
+    let home = Home::new();
+    let work = tempfile::tempdir().unwrap();
+    let guests = [
+        ("unreachable", r#"(module (func (export "_start") unreachable))"#, "unreachable"),
+        ("recursion", r#"(module (func $f (export "_start") call $f))"#, "call stack exhausted"),
+    ];
+    for device in [AARCH64, RISCV64] {
+        for (name, wat, reason) in guests {
+            let source = work.path().join(format!("{name}.wat"));
+            std::fs::write(&source, wat).unwrap();
+            let cwasm = work.path().join(format!("{name}-{}.cwasm", device.arch));
+            compile(&home, source.to_str().unwrap(), device.arch, false, &cwasm);
+            device
+                .run(&home, &["run", "--allow-precompiled", cwasm.to_str().unwrap()])
+                .code(134)
+                .stderr_has(reason)
+                .stderr_has("wasm backtrace")
+                .no_panic();
+        }
+    }
+}
+
 /// The digests of the manifest's Wasm layer and its precompiled layer for `triple`.
 fn layer_digests(home: &Home, manifest: &str, triple: &str) -> (String, String) {
     let path = home.path().join("images/blobs/sha256").join(manifest.trim_start_matches("sha256:"));
