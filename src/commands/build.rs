@@ -99,10 +99,7 @@ pub fn exec(a: BuildArgs) -> anyhow::Result<i32> {
     };
 
     let mut precompiled = Vec::new();
-    #[cfg(feature = "compiler")]
-    let vector = wasmbox_engine::target::uses_simd(wasm);
-    #[cfg(not(feature = "compiler"))]
-    let vector = false;
+    let vector = super::uses_simd(wasm);
     for target in &a.precompile {
         let rt = Runtime::new(EngineOptions { target: *target, vector, ..Default::default() })?;
         let code = wasmbox_engine::compile::precompile(&rt, &artifact)?;

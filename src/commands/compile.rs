@@ -36,11 +36,7 @@ pub struct CompileArgs {
 pub fn exec(a: CompileArgs) -> anyhow::Result<i32> {
     let target = a.target.unwrap_or_default();
     let artifact = wasmbox_engine::artifact::load(&a.source)?;
-    // Only a compiler needs to know (target::uses_simd); the edge build has none.
-    #[cfg(feature = "compiler")]
-    let vector = artifact.wasm().is_some_and(wasmbox_engine::target::uses_simd);
-    #[cfg(not(feature = "compiler"))]
-    let vector = false;
+    let vector = artifact.wasm().is_some_and(super::uses_simd);
     // Deterministic runs always count fuel (it is in the receipt), so their code is metered.
     let fuel = a.fuel || a.deterministic;
     let options = EngineOptions { fuel, target, deterministic: a.deterministic, vector, ..Default::default() };

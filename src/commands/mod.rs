@@ -91,6 +91,18 @@ pub fn block_on<F: Future>(fut: F) -> anyhow::Result<F::Output> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(fut))
 }
 
+/// Whether Wasm code needs the vector ISA when compiled (`target::uses_simd`). Only a compiler
+/// asks; the edge build has none and leaves wasmparser's validator out.
+#[cfg(feature = "compiler")]
+pub fn uses_simd(wasm: &[u8]) -> bool {
+    wasmbox_engine::target::uses_simd(wasm)
+}
+
+#[cfg(not(feature = "compiler"))]
+pub fn uses_simd(_: &[u8]) -> bool {
+    false
+}
+
 /// Compiles `artifact` (through the cache when given).
 pub fn compile(
     rt: &Runtime,
