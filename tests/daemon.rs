@@ -796,7 +796,7 @@ fn a_large_container_starts_on_the_baseline_tier_and_later_ones_on_optimized_cod
     let h = DaemonHome::new();
     let big = h.path().join("big.wasm");
     // A command Winch compiles whole (the probes use relaxed SIMD, which it lacks).
-    std::fs::write(&big, padded(&wat::parse_file(wat("hello")).unwrap(), 1 << 20)).unwrap();
+    std::fs::write(&big, with_code(&wat::parse_file(wat("hello")).unwrap(), 1 << 20)).unwrap();
     let big = big.to_str().unwrap();
     // The first `run -d` starts the daemon, which inherits the log setting.
     let out = h.home.cmd().env("WASMBOX_LOG", "debug").args(["run", "-d", "--name", "first", big]).output();

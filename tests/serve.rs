@@ -786,7 +786,7 @@ fn a_small_address_space_gets_a_smaller_instance_pool() {
 fn a_large_component_serves_at_once_then_switches_to_optimized_code() {
     let home = Home::new();
     let big = home.path().join("big-probe.wasm");
-    std::fs::write(&big, padded(&std::fs::read(HTTP_PROBE_COMPONENT).unwrap(), 1 << 20)).unwrap();
+    std::fs::write(&big, with_code(&std::fs::read(HTTP_PROBE_COMPONENT).unwrap(), 1 << 20)).unwrap();
     let mut cmd = home.cmd();
     cmd.env("WASMBOX_LOG", "debug");
     let server = Server::start_cmd(home, cmd, &[big.to_str().unwrap()]);

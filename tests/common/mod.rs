@@ -207,27 +207,104 @@ pub fn terminate(child: &mut std::process::Child, within: std::time::Duration) -
     }
 }
 
-/// `wasm` (a module or component) with a custom section of `bytes` zero bytes appended: the
-/// same program, made large enough to be tiered (`wasmbox_engine::tier::TIER_MIN_BYTES`).
-pub fn padded(wasm: &[u8], bytes: usize) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            out.push(if n == 0 { byte } else { byte | 0x80 });
-            if n == 0 {
-                break;
-            }
+fn leb(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        out.push(if n == 0 { byte } else { byte | 0x80 });
+        if n == 0 {
+            break;
         }
     }
+}
+
+fn read_leb(bytes: &[u8], at: &mut usize) -> usize {
+    let (mut n, mut shift) = (0usize, 0);
+    loop {
+        let byte = bytes[*at];
+        *at += 1;
+        n |= ((byte & 0x7f) as usize) << shift;
+        shift += 7;
+        if byte & 0x80 == 0 {
+            return n;
+        }
+    }
+}
+
+fn section(id: u8, content: &[u8], out: &mut Vec<u8>) {
+    out.push(id);
+    leb(content.len(), out);
+    out.extend_from_slice(content);
+}
+
+/// `wasm` (a module or component) with a custom section of `bytes` zero bytes appended: a
+/// larger file with no more code.
+pub fn padded(wasm: &[u8], bytes: usize) -> Vec<u8> {
     let name = b"padding";
     let mut body = Vec::new();
     leb(name.len(), &mut body);
     body.extend_from_slice(name);
     body.resize(body.len() + bytes, 0);
     let mut out = wasm.to_vec();
-    out.push(0);
-    leb(body.len(), &mut out);
-    out.extend_from_slice(&body);
+    section(0, &body, &mut out);
+    out
+}
+
+/// `wasm` (a module or component) with one more function of `bytes` bytes of code (`nop`s,
+/// never called): the same program, with enough code to be tiered
+/// (`wasmbox_engine::tier::TIER_MIN_BYTES` counts function bodies, not file size). A component
+/// gets a core module of its own that nothing instantiates; a module gets the function
+/// appended (its type, function and code sections must exist, without rec groups).
+pub fn with_code(wasm: &[u8], bytes: usize) -> Vec<u8> {
+    let mut body = vec![0]; // no locals
+    body.resize(1 + bytes, 0x01); // nop
+    body.push(0x0b); // end
+    let mut entry = Vec::new();
+    leb(body.len(), &mut entry);
+    entry.extend_from_slice(&body);
+    let component = wasm[4..8] == [0x0d, 0x00, 0x01, 0x00];
+    if component {
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        section(1, &[1, 0x60, 0, 0], &mut module);
+        section(3, &[1, 0], &mut module);
+        let mut code = vec![1];
+        code.extend_from_slice(&entry);
+        section(10, &code, &mut module);
+        let mut out = wasm.to_vec();
+        section(1, &module, &mut out); // a core module section
+        return out;
+    }
+    let mut out = wasm[..8].to_vec();
+    let (mut at, mut types) = (8, None);
+    while at < wasm.len() {
+        let id = wasm[at];
+        at += 1;
+        let size = read_leb(wasm, &mut at);
+        let content = &wasm[at..at + size];
+        at += size;
+        let mut count_at = 0;
+        let mut grown = match id {
+            1 | 3 | 10 => {
+                let count = read_leb(content, &mut count_at);
+                let mut v = Vec::new();
+                leb(count + 1, &mut v);
+                v.extend_from_slice(&content[count_at..]);
+                if id == 1 {
+                    types = Some(count);
+                }
+                v
+            }
+            _ => {
+                section(id, content, &mut out);
+                continue;
+            }
+        };
+        match id {
+            1 => grown.extend_from_slice(&[0x60, 0, 0]),
+            3 => leb(types.expect("a type section before the function section"), &mut grown),
+            _ => grown.extend_from_slice(&entry),
+        }
+        section(id, &grown, &mut out);
+    }
     out
 }

@@ -4,8 +4,10 @@
 //! cache for the next starts — and, for `serve` and the daemon, for the next instances. Steady
 //! state always runs Cranelift's code.
 //!
-//! Only large Wasm is tiered ([`TIER_MIN_BYTES`]): below that, Cranelift takes milliseconds
-//! and a second compile would cost more than it saves. The baseline code of a tiered start is
+//! Only Wasm with much code is tiered ([`TIER_MIN_BYTES`] of function bodies, [`code_bytes`]):
+//! below that, Cranelift takes milliseconds and a second compile would cost more than it
+//! saves. Code, not file size, because data segments, names and debug sections cost no compile
+//! time — and a padded file tiered by its size would try Winch for nothing. The baseline code of a tiered start is
 //! not cached (writing tens of MiB would delay the start it is for, and optimized code follows
 //! within seconds); under [`Compiler::Winch`] it is the final code, and cached as such.
 
@@ -40,9 +42,31 @@ impl std::str::FromStr for Compiler {
     }
 }
 
-/// Wasm at least this large is tiered by [`Compiler::Auto`] (Cranelift compiles 1 MiB of
-/// code in about 0.3 s on one core).
+/// Wasm with at least this many bytes of function bodies is tiered by [`Compiler::Auto`]
+/// (Cranelift compiles 1 MiB of code in about 0.3 s on one core).
 pub const TIER_MIN_BYTES: usize = 1 << 20;
+
+/// The bytes of function bodies in `wasm`: the code sections of a module, or of every core
+/// module inside a component. What compile time grows with. Malformed Wasm counts what was
+/// read before the error (compiling it fails anyway, with the real error).
+#[cfg(feature = "compiler")]
+pub fn code_bytes(wasm: &[u8]) -> usize {
+    let mut total = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload {
+            Ok(wasmparser::Payload::CodeSectionStart { size, .. }) => total = total.saturating_add(size as usize),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    total
+}
+
+/// Without a compiler nothing is tiered; nothing needs to be counted.
+#[cfg(not(feature = "compiler"))]
+pub fn code_bytes(_: &[u8]) -> usize {
+    0
+}
 
 /// [`compile`] for a start that should not wait for optimized code: returns
 /// [`CompileSource::Baseline`] when it hands out baseline code, and the caller then runs
@@ -59,7 +83,7 @@ pub fn compile_first(
         Compiler::Cranelift => false,
         Compiler::Winch => true,
         // Without a cache no optimized code would ever follow for a one-shot run.
-        Compiler::Auto => cache.is_some() && wasm.len() >= TIER_MIN_BYTES,
+        Compiler::Auto => cache.is_some() && code_bytes(wasm) >= TIER_MIN_BYTES,
     };
     if !tiered {
         return compile(rt, artifact, cache, allow_precompiled);
@@ -134,4 +158,27 @@ pub fn optimize(rt: &Runtime, artifact: &Artifact, cache: Option<&CompileCache>)
     let (compiled, _) = compile(rt, artifact, cache, false)?;
     tracing::debug!(path = %artifact.path.display(), elapsed = ?started.elapsed(), "optimized code ready (Cranelift)");
     Ok(compiled)
+}
+
+#[cfg(all(test, feature = "compiler"))]
+mod tests {
+    use super::code_bytes;
+
+    fn nops(n: usize) -> String {
+        format!("(func {})", "nop ".repeat(n))
+    }
+
+    #[test]
+    fn code_bytes_counts_function_bodies_of_modules_and_of_every_module_in_a_component() {
+        let module =
+            wat::parse_str(format!("(module {} (memory 1) (data (i32.const 0) \"{}\"))", nops(1000), "x".repeat(5000)))
+                .unwrap();
+        let counted = code_bytes(&module);
+        assert!((1000..1010).contains(&counted), "{counted}: the data segment is not code");
+        let component =
+            wat::parse_str(format!("(component (core module {}) (core module {}))", nops(1000), nops(3000))).unwrap();
+        let counted = code_bytes(&component);
+        assert!((4000..4020).contains(&counted), "{counted}");
+        assert_eq!(code_bytes(b"\0asm\x01\0\0\0\x0a\xff"), 0, "a truncated section counts nothing");
+    }
 }
