@@ -75,8 +75,10 @@ fn version_names_wasmtime_the_engine_hash_features_and_target() {
     home.run(&["run", PROBE_MODULE, "hello"]).code(0);
     let entries = home.cache_entries();
     assert_eq!(entries.len(), 1);
-    let header = std::fs::read(&entries[0]).unwrap();
-    let engine: String = header[64..96].iter().map(|b| format!("{b:02x}")).collect();
+    let entry = std::fs::read(&entries[0]).unwrap();
+    let record = &entry[entry.len() - 128..]; // our record follows wasmtime's code
+    assert_eq!(&record[..8], b"WBXCWASM");
+    let engine: String = record[64..96].iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(v["engine"], engine.as_str());
     assert_ne!(v["engine_fuel"], v["engine"]);
 

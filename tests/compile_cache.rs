@@ -24,7 +24,7 @@ fn second_run_hits_the_cache() {
 #[test]
 fn damaged_entries_are_rebuilt_not_loaded() {
     let home = Home::new();
-    for damage in ["truncate", "flip", "empty"] {
+    for damage in ["truncate", "flip", "empty", "older"] {
         let _ = std::fs::remove_dir_all(home.path().join("cache"));
         logged_run(&home, &["run", PROBE_COMPONENT, "hello"]).code(0);
         let entries = home.cache_entries();
@@ -37,13 +37,20 @@ fn damaged_entries_are_rebuilt_not_loaded() {
                 let mid = bytes.len() / 2;
                 bytes[mid] ^= 0xff;
             }
+            // An entry of format 3 or before (record first), left by an older wasmbox.
+            "older" => bytes.rotate_right(128),
             _ => bytes.clear(),
         }
         std::fs::write(entry, &bytes).unwrap();
         let out = logged_run(&home, &["run", PROBE_COMPONENT, "hello"]);
         out.code(0).stdout_has("hello").stderr_has("compiling (cache miss)").no_panic();
-        if damage != "empty" {
-            out.stderr_has("damaged compile cache entry");
+        match damage {
+            "empty" => {}
+            // Replaced quietly: an upgrade is not damage.
+            "older" => assert!(!out.stderr.contains("WARN"), "{}", out.stderr),
+            _ => {
+                out.stderr_has("damaged compile cache entry");
+            }
         }
         // Rewritten whole: the next run hits again.
         logged_run(&home, &["run", PROBE_COMPONENT, "hello"]).code(0).stderr_has("compile cache hit");
@@ -119,5 +126,49 @@ fn precompiled_output_runs_only_when_allowed() {
         bytes[last] ^= 1;
         std::fs::write(&out_path, &bytes).unwrap();
         home.run(&["run", "--allow-precompiled", out, "hello"]).code(126).stderr_has("checksum mismatch").no_panic();
+        // A file of an older wasmbox's format (our record first) is named as such.
+        bytes[last] ^= 1;
+        bytes.rotate_right(128);
+        std::fs::write(&out_path, &bytes).unwrap();
+        home.run(&["run", "--allow-precompiled", out, "hello"])
+            .code(126)
+            .stderr_has("format of an older wasmbox")
+            .stderr_has("wasmbox compile");
+    }
+}
+
+/// The pid's mappings, once they name `file` (within a few seconds), else a failed test.
+fn wait_mapped(pid: u32, file: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        if maps.contains(file.to_str().unwrap()) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} is not mapped:\n{maps}", file.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Precompiled files and cache entries are mapped, not read and copied into the heap: their
+/// code pages are the page cache's (fewer page faults at start, shared between processes).
+#[test]
+fn precompiled_files_and_cache_entries_are_mapped() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, probe) in PROBES {
+        let wbx = dir.path().join(format!("{kind}.wbx"));
+        home.run(&["compile", probe, "-o", wbx.to_str().unwrap()]).code(0);
+        let _ = std::fs::remove_dir_all(home.path().join("cache"));
+        home.run(&["run", probe, "hello"]).code(0);
+        let entry = home.cache_entries().pop().unwrap();
+        for args in [vec!["run", "--allow-precompiled", wbx.to_str().unwrap()], vec!["run", probe]] {
+            let mut child =
+                home.cmd().args(&args).args(["sleep", "20000"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+            let file = if args.len() == 3 { &wbx } else { &entry };
+            wait_mapped(child.id(), file);
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
     }
 }

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cache::{self, Entry};
 use crate::error::EngineError;
+use crate::mapped::CodeBytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -29,9 +30,9 @@ impl std::fmt::Display for Kind {
 pub enum Code {
     /// A Wasm binary (from a `.wasm`, or assembled from `.wat` text).
     Wasm(Vec<u8>),
-    /// A whole `wasmbox compile` file, header checked; wasmtime's serialized native code
-    /// starts at [`cache::HEADER_LEN`].
-    Precompiled(Vec<u8>),
+    /// A whole `wasmbox compile` file (mapped when read from a file), its record checked:
+    /// wasmtime's serialized native code, then our record ([`cache::decode_entry`]).
+    Precompiled(CodeBytes),
 }
 
 #[derive(Debug, Clone)]
@@ -56,9 +57,10 @@ impl Artifact {
 
     /// sha256 of the file as read. Computed on request: running never needs it.
     pub fn sha256(&self) -> [u8; 32] {
-        let file = match (&self.text, &self.code) {
+        let file: &[u8] = match (&self.text, &self.code) {
             (Some(text), _) => text,
-            (None, Code::Wasm(b) | Code::Precompiled(b)) => b,
+            (None, Code::Wasm(b)) => b,
+            (None, Code::Precompiled(b)) => b,
         };
         Sha256::digest(file).into()
     }
@@ -72,19 +74,40 @@ impl Artifact {
     }
 }
 
-/// Reads and classifies the file at `path`.
+/// Reads and classifies the file at `path`. Precompiled code (an ELF file from byte 0) is
+/// mapped rather than read ([`crate::mapped`]).
 pub fn load(path: &Path) -> Result<Artifact, EngineError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(EngineError::NotFound { path: path.to_path_buf() });
+    let read_error = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => EngineError::NotFound { path: path.to_path_buf() },
+        _ if path.is_dir() => {
+            EngineError::NotWasm { path: path.to_path_buf(), reason: format!("it is a directory ({e})") }
         }
-        Err(e) if path.is_dir() => {
-            return Err(EngineError::NotWasm { path: path.to_path_buf(), reason: format!("it is a directory ({e})") });
-        }
-        Err(source) => return Err(EngineError::Read { path: path.to_path_buf(), source }),
+        _ => EngineError::Read { path: path.to_path_buf(), source: e },
     };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let len = file.metadata().map_err(read_error)?.len();
+    let mut magic = [0u8; 4];
+    let elf = std::os::unix::fs::FileExt::read_exact_at(&file, &mut magic, 0).is_ok() && magic == *b"\x7fELF";
+    if elf && len >= cache::RECORD_LEN as u64 {
+        let bytes = CodeBytes::map(file, len).map_err(read_error)?;
+        if cache::is_entry(&bytes) {
+            return precompiled(path, bytes);
+        }
+        // Another ELF file (a raw .cwasm, a program): classified below, with its reason.
+        return from_bytes(path, bytes.to_vec());
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(read_error)?;
     from_bytes(path, bytes)
+}
+
+/// Classifies bytes that end in our record: a `wasmbox compile` file, checked.
+fn precompiled(path: &Path, bytes: CodeBytes) -> Result<Artifact, EngineError> {
+    let not_wasm = |reason: String| EngineError::NotWasm { path: path.to_path_buf(), reason };
+    let Entry { kind, .. } =
+        cache::decode_entry(&bytes).map_err(|why| not_wasm(format!("damaged precompiled file: {why}")))?;
+    let file_size = bytes.len() as u64;
+    Ok(Artifact { path: path.to_path_buf(), kind, code: Code::Precompiled(bytes), file_size, text: None })
 }
 
 /// Classifies `bytes` read from `path` (used in messages only).
@@ -106,10 +129,14 @@ pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Artifact, EngineError> 
         };
         return Ok(make(kind, Code::Wasm(bytes), None));
     }
-    if bytes.starts_with(cache::MAGIC) {
-        let Entry { kind, .. } =
-            cache::decode_entry(&bytes).map_err(|why| not_wasm(format!("damaged precompiled file: {why}")))?;
-        return Ok(make(kind, Code::Precompiled(bytes), None));
+    if cache::is_older_format(&bytes) {
+        return Err(not_wasm(
+            "it is precompiled code in the format of an older wasmbox; compile its .wasm again with `wasmbox compile`"
+                .into(),
+        ));
+    }
+    if cache::is_entry(&bytes) {
+        return precompiled(path, CodeBytes::owned(bytes));
     }
     if wasmtime::Engine::detect_precompiled(&bytes).is_some() {
         return Err(not_wasm(

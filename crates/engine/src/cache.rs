@@ -2,30 +2,36 @@
 //! run of the same bytes never recompiles.
 //!
 //! Key: sha256(sha256(wasm) ‖ engine compatibility digest). Directory: `<root>/compiled-v1/`.
-//! Every entry (and every `wasmbox compile` output) carries our own header — magic, format
-//! version, kind, payload length, payload CRC32, and the sha256 of the Wasm it was compiled
+//! Every entry (and every `wasmbox compile` output) carries our own record — magic, format
+//! version, kind, payload length, a CRC32 of the whole file, and the sha256 of the Wasm it was compiled
 //! from and the engine digest it was compiled by — so an entry is used only for exactly the
 //! Wasm and engine it claims: a truncated, damaged or swapped-in entry (another program's code
 //! renamed to this key) is detected and rebuilt, never handed to wasmtime's (unsafe)
 //! deserializer. Entries are read through one open file descriptor that must be a regular
-//! file (no symlinks, FIFOs or devices), and never beyond the length the header records.
+//! file (no symlinks, FIFOs or devices).
+//!
+//! Layout (format 4): wasmtime's serialized code (an ELF file) first, our record last — a
+//! trailer of [`RECORD_LEN`] bytes — so a file is wasmtime's ELF from byte 0 and is mapped,
+//! not read and copied ([`crate::mapped`]). Formats 1–3 put the record first; such files are
+//! told apart ([`is_older_format`]) and recompiled.
 //! The CRC32 guards against damage; the binding guards against mix-ups. Neither makes a
 //! directory writable by someone else safe: the cache lives in the owner-only home.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::artifact::Kind;
 use crate::fs::write_replace;
+use crate::mapped::CodeBytes;
 
 pub const MAGIC: &[u8; 8] = b"WBXCWASM";
-const FORMAT_VERSION: u32 = 3;
-/// magic, version, kind, native flag, deterministic flag (+1 padding), payload length, CRC32 (+4 padding), wasm
-/// sha256, engine digest, target triple (NUL-padded ASCII).
-pub const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 4 + 4 + 32 + 32 + 32;
-/// No compiled artifact is this large; a header claiming more is not read.
+const FORMAT_VERSION: u32 = 4;
+/// The record's length: magic, version, kind, native flag, deterministic flag (+1 padding),
+/// payload length, CRC32 of payload and record (+4 padding), wasm sha256, engine digest, target triple (NUL-padded
+/// ASCII). It follows the payload.
+pub const RECORD_LEN: usize = 8 + 4 + 4 + 8 + 4 + 4 + 32 + 32 + 32;
+/// No compiled artifact is this large; a record claiming more is not read.
 pub const MAX_PAYLOAD: u64 = 4 << 30;
 
 /// What compiled code is bound to: the Wasm it came from and the engine that compiled it.
@@ -52,7 +58,7 @@ pub struct CodeTarget {
     pub triple: String,
     pub native: bool,
     /// Compiled for `run --deterministic` (canonical NaNs): wasmtime does not check this
-    /// setting when it loads code, so our header records it. Older files have 0 here.
+    /// setting when it loads code, so our record keeps it. Older files have 0 here.
     pub deterministic: bool,
 }
 
@@ -65,14 +71,15 @@ pub struct Entry<'a> {
     pub payload: &'a [u8],
 }
 
-/// Frames `payload` with our header.
+/// `payload` followed by our record.
 pub fn encode_entry(kind: Kind, binding: &Binding, target: &CodeTarget, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    let mut out = Vec::with_capacity(RECORD_LEN + payload.len());
+    out.extend_from_slice(payload);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&[kind_byte(kind), target.native as u8, target.deterministic as u8, 0]);
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(&[0; 4]); // the checksum, filled in below
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&binding.wasm_sha256);
     out.extend_from_slice(&binding.engine);
@@ -80,12 +87,36 @@ pub fn encode_entry(kind: Kind, binding: &Binding, target: &CodeTarget, payload:
     let name = target.triple.as_bytes();
     triple[..name.len().min(32)].copy_from_slice(&name[..name.len().min(32)]);
     out.extend_from_slice(&triple);
-    out.extend_from_slice(payload);
+    let crc = checksum(payload, &out[payload.len()..]);
+    out[payload.len() + 24..payload.len() + 28].copy_from_slice(&crc);
     out
 }
 
-/// The parts of a header that can be checked before the payload is read.
-struct Header {
+/// CRC32 of the payload and of the record with its checksum field zeroed: damage anywhere in
+/// the file is seen, the record's own fields (target, flags) included.
+fn checksum(payload: &[u8], record: &[u8]) -> [u8; 4] {
+    let mut h = crc32fast::Hasher::new();
+    h.update(payload);
+    h.update(&record[..24]);
+    h.update(&[0; 4]);
+    h.update(&record[28..]);
+    h.finalize().to_le_bytes()
+}
+
+/// Whether `bytes` end in our record (a `wasmbox compile` file or a cache entry, possibly
+/// damaged).
+pub fn is_entry(bytes: &[u8]) -> bool {
+    bytes.len() >= RECORD_LEN && bytes[bytes.len() - RECORD_LEN..].starts_with(MAGIC)
+}
+
+/// Whether `bytes` are a precompiled file of formats 1–3 (record first), which this wasmbox
+/// no longer loads.
+pub fn is_older_format(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
+/// The parts of a record that can be checked before the payload is read.
+struct Record {
     kind: Kind,
     len: u64,
     crc: [u8; 4],
@@ -93,9 +124,9 @@ struct Header {
     target: CodeTarget,
 }
 
-fn decode_header(bytes: &[u8]) -> Result<Header, String> {
-    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
-        return Err("truncated header".into());
+fn decode_record(bytes: &[u8]) -> Result<Record, String> {
+    if bytes.len() < RECORD_LEN || &bytes[..8] != MAGIC {
+        return Err("truncated record".into());
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
     if version != FORMAT_VERSION {
@@ -108,24 +139,30 @@ fn decode_header(bytes: &[u8]) -> Result<Header, String> {
     };
     let len = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
     if len > MAX_PAYLOAD {
-        return Err(format!("header claims {len} bytes of code"));
+        return Err(format!("record claims {len} bytes of code"));
     }
     let binding = Binding { wasm_sha256: bytes[32..64].try_into().unwrap(), engine: bytes[64..96].try_into().unwrap() };
     let name = &bytes[96..128];
     let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
     let triple = std::str::from_utf8(&name[..end]).map_err(|_| "target is not text".to_string())?.to_string();
     let target = CodeTarget { triple, native: bytes[13] == 1, deterministic: bytes[14] == 1 };
-    Ok(Header { kind, len, crc: bytes[24..28].try_into().unwrap(), binding, target })
+    Ok(Record { kind, len, crc: bytes[24..28].try_into().unwrap(), binding, target })
 }
 
-/// Checks the header of `bytes` and returns the payload, or why it cannot be trusted.
+/// Checks the record of `bytes` and returns the payload, or why it cannot be trusted.
 pub fn decode_entry(bytes: &[u8]) -> Result<Entry<'_>, String> {
-    let h = decode_header(bytes)?;
-    let payload = &bytes[HEADER_LEN..];
-    if payload.len() as u64 != h.len {
-        return Err(format!("payload is {} bytes, header says {}", payload.len(), h.len));
+    if is_older_format(bytes) {
+        return Err("made by an older wasmbox (precompiled format 3 or before)".into());
     }
-    if crc32fast::hash(payload).to_le_bytes() != h.crc {
+    if !is_entry(bytes) {
+        return Err("truncated record".into());
+    }
+    let (payload, record) = bytes.split_at(bytes.len() - RECORD_LEN);
+    let h = decode_record(record)?;
+    if payload.len() as u64 != h.len {
+        return Err(format!("payload is {} bytes, record says {}", payload.len(), h.len));
+    }
+    if checksum(payload, record) != h.crc {
         return Err("checksum mismatch".into());
     }
     Ok(Entry { kind: h.kind, binding: h.binding, target: h.target, payload })
@@ -143,7 +180,7 @@ fn kind_byte(kind: Kind) -> u8 {
 pub struct StoredEntry {
     pub path: PathBuf,
     pub bytes: u64,
-    /// What its header says it is bound to; `None`: not a readable entry (damaged, foreign,
+    /// What its record says it is bound to; `None`: not a readable entry (damaged, foreign,
     /// an older format, a temp file), so nothing can use it.
     pub binding: Option<Binding>,
 }
@@ -164,22 +201,23 @@ fn open_entry(path: &Path) -> Result<(std::fs::File, u64), String> {
     Ok((file, meta.len()))
 }
 
-/// Reads a whole entry file through one descriptor: refuses symlinks and anything but a
-/// regular file, and reads no more than the header's recorded length.
-fn read_entry_file(path: &Path) -> Result<Vec<u8>, String> {
+/// Maps a whole entry file through one descriptor: refuses symlinks and anything but a
+/// regular file.
+fn read_entry_file(path: &Path) -> Result<CodeBytes, String> {
     let (file, len) = open_entry(path)?;
-    let mut header = vec![0u8; HEADER_LEN];
-    let mut reader = file.take(len.min(HEADER_LEN as u64 + MAX_PAYLOAD));
-    reader.read_exact(&mut header).map_err(|_| "truncated header".to_string())?;
-    let h = decode_header(&header)?;
-    if len != HEADER_LEN as u64 + h.len {
-        return Err(format!("file is {} bytes, header says {}", len, HEADER_LEN as u64 + h.len));
+    if len < RECORD_LEN as u64 || len > RECORD_LEN as u64 + MAX_PAYLOAD {
+        return Err(format!("file is {len} bytes"));
     }
-    let mut bytes = header;
-    bytes.reserve_exact(h.len as usize);
-    reader.set_limit(h.len + 1);
-    reader.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-    Ok(bytes)
+    CodeBytes::map(file, len).map_err(|e| e.to_string())
+}
+
+/// The record of an entry file, read alone (`system df` lists many entries).
+fn read_record(file: &std::fs::File, len: u64) -> Option<Record> {
+    use std::os::unix::fs::FileExt;
+    let mut record = [0u8; RECORD_LEN];
+    file.read_exact_at(&mut record, len.checked_sub(RECORD_LEN as u64)?).ok()?;
+    let h = decode_record(&record).ok()?;
+    (len == RECORD_LEN as u64 + h.len).then_some(h)
 }
 
 /// The on-disk cache under one directory.
@@ -202,10 +240,10 @@ impl CompileCache {
         self.dir.join(format!("{key}.bin"))
     }
 
-    /// The entry for `binding` (the whole file; its payload starts at [`HEADER_LEN`]), if
-    /// present, intact and bound to exactly this Wasm and engine. Anything else is deleted and
-    /// reported as a miss, so the caller recompiles and rewrites it.
-    pub fn get(&self, binding: &Binding) -> Option<(Kind, Vec<u8>)> {
+    /// The entry for `binding` (the whole file, mapped; [`decode_entry`] finds its payload),
+    /// if present, intact and bound to exactly this Wasm and engine. Anything else is deleted
+    /// and reported as a miss, so the caller recompiles and rewrites it.
+    pub fn get(&self, binding: &Binding) -> Option<(Kind, CodeBytes)> {
         let path = self.path(&binding.key());
         let checked = read_entry_file(&path).and_then(|bytes| {
             let (kind, bound) = decode_entry(&bytes).map(|e| (e.kind, e.binding))?;
@@ -217,7 +255,11 @@ impl CompileCache {
         match checked {
             Ok(found) => Some(found),
             Err(why) if std::fs::symlink_metadata(&path).is_ok() => {
-                tracing::warn!(path = %path.display(), %why, "damaged compile cache entry; recompiling");
+                if why.contains("older wasmbox") {
+                    tracing::debug!(path = %path.display(), "compile cache entry of an older format; recompiling");
+                } else {
+                    tracing::warn!(path = %path.display(), %why, "damaged compile cache entry; recompiling");
+                }
                 let _ = std::fs::remove_file(&path);
                 None
             }
@@ -225,7 +267,7 @@ impl CompileCache {
         }
     }
 
-    /// Every file in the cache directory with what its header binds it to (headers only are
+    /// Every file in the cache directory with what its record binds it to (records only are
     /// read). A missing directory is an empty cache.
     pub fn entries(&self) -> std::io::Result<Vec<StoredEntry>> {
         let listing = match std::fs::read_dir(&self.dir) {
@@ -238,12 +280,9 @@ impl CompileCache {
             let item = item?;
             let bytes = item.metadata()?.len();
             let path = item.path();
-            let binding = open_entry(&path).ok().and_then(|(mut file, len)| {
-                let mut header = [0u8; HEADER_LEN];
-                file.read_exact(&mut header).ok()?;
-                let h = decode_header(&header).ok()?;
-                (len == HEADER_LEN as u64 + h.len && path.file_name()? == format!("{}.bin", h.binding.key()).as_str())
-                    .then_some(h.binding)
+            let binding = open_entry(&path).ok().and_then(|(file, len)| {
+                let h = read_record(&file, len)?;
+                (path.file_name()? == format!("{}.bin", h.binding.key()).as_str()).then_some(h.binding)
             });
             entries.push(StoredEntry { path, bytes, binding });
         }
@@ -279,11 +318,18 @@ mod tests {
             decode_entry(&e).unwrap(),
             Entry { kind: Kind::Component, binding: B, target: t(), payload: b"native code" }
         );
-        assert!(decode_entry(&e[..e.len() - 1]).unwrap_err().contains("header says"));
-        let mut flipped = e.clone();
-        *flipped.last_mut().unwrap() ^= 1;
-        assert!(decode_entry(&flipped).unwrap_err().contains("checksum"));
+        assert!(decode_entry(&e[1..]).unwrap_err().contains("record says"));
+        assert!(decode_entry(&e[..e.len() - 1]).unwrap_err().contains("truncated"));
+        for at in [0, e.len() - 1] {
+            let mut flipped = e.clone();
+            flipped[at] ^= 1;
+            assert!(decode_entry(&flipped).unwrap_err().contains("checksum"), "byte {at} flipped");
+        }
         assert!(decode_entry(&e[..20]).is_err());
+        // Format 3 and before: the record first.
+        let mut older = e[e.len() - RECORD_LEN..].to_vec();
+        older.extend_from_slice(b"native code");
+        assert!(decode_entry(&older).unwrap_err().contains("older wasmbox"));
     }
 
     #[test]
@@ -292,7 +338,8 @@ mod tests {
         let cache = CompileCache::new(dir.path());
         cache.put(&B, &t(), Kind::Module, b"code").unwrap();
         let (kind, bytes) = cache.get(&B).unwrap();
-        assert_eq!((kind, &bytes[HEADER_LEN..]), (Kind::Module, &b"code"[..]));
+        assert!(bytes.file().is_some(), "entries are mapped, not read");
+        assert_eq!((kind, decode_entry(&bytes).unwrap().payload), (Kind::Module, &b"code"[..]));
         let path = cache.path(&B.key());
         let len = std::fs::metadata(&path).unwrap().len();
         std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 2).unwrap();
@@ -326,9 +373,10 @@ mod tests {
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         assert_eq!(cache.get(&B), None);
-        // A header that claims more than the file holds is refused without reading on.
+        // A record that claims more than the file holds is refused without reading on.
         let mut e = encode_entry(Kind::Module, &B, &t(), b"code");
-        e[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        let at = e.len() - RECORD_LEN + 16;
+        e[at..at + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
         std::fs::write(&path, &e).unwrap();
         assert_eq!(cache.get(&B), None);
     }

@@ -5,9 +5,10 @@ use wasmtime::Module;
 use wasmtime::component::Component;
 
 use crate::artifact::{Artifact, Code, Kind};
-use crate::cache::{Binding, CompileCache, HEADER_LEN};
+use crate::cache::{Binding, CompileCache};
 use crate::engine::Runtime;
 use crate::error::EngineError;
+use crate::mapped::CodeBytes;
 
 /// Compiled code of either kind.
 #[derive(Clone)]
@@ -89,7 +90,7 @@ pub fn compile(
                     path: artifact.path.clone(),
                     source: anyhow::anyhow!(why),
                 })?;
-            let compiled = deserialize(engine, artifact.kind, &file[HEADER_LEN..]).map_err(|source| {
+            let compiled = deserialize(engine, artifact.kind, file, entry.payload).map_err(|source| {
                 EngineError::PrecompiledIncompatible { path: artifact.path.clone(), source: source.into() }
             })?;
             return Ok((compiled, CompileSource::Precompiled));
@@ -113,7 +114,8 @@ pub(crate) fn cached(
 ) -> Option<Compiled> {
     let key = binding.key();
     let (kind, entry) = cache.get(binding).filter(|(kind, _)| *kind == artifact.kind)?;
-    match deserialize(engine, kind, &entry[HEADER_LEN..]) {
+    let payload = crate::cache::decode_entry(&entry).ok()?.payload;
+    match deserialize(engine, kind, &entry, payload) {
         Ok(compiled) => {
             tracing::debug!(path = %artifact.path.display(), %key, "compile cache hit");
             Some(compiled)
@@ -300,12 +302,32 @@ fn short(digest: &[u8; 32]) -> String {
     crate::cache::hex(&digest[..6])
 }
 
-fn deserialize(engine: &Engine, kind: Kind, payload: &[u8]) -> wasmtime::Result<Compiled> {
+/// Loads `payload` (wasmtime's part of `file`, a whole entry). A mapped entry is handed to
+/// wasmtime as its file, which wasmtime maps itself: its code pages are then the page cache's,
+/// not copies. wasmtime ignores our record after its ELF data.
+fn deserialize(engine: &Engine, kind: Kind, file: &CodeBytes, payload: &[u8]) -> wasmtime::Result<Compiled> {
     // SAFETY: wasmtime's deserializers trust their input to be its own output. Payloads reach
-    // here only after our header checksum matched and the header's binding is this engine's
-    // (and, for the cache, this Wasm's): either a cache entry this user's wasmbox wrote, or a
-    // `wasmbox compile` file the user explicitly allowed with --allow-precompiled.
-    // wasmtime itself still rejects output of another version or configuration.
+    // here only after our record's checksum matched and its binding is this engine's (and,
+    // for the cache, this Wasm's): either a cache entry this user's wasmbox wrote, or a
+    // `wasmbox compile` file the user explicitly allowed with --allow-precompiled. A mapped
+    // file must not change while mapped: cache entries are replaced by rename, never
+    // rewritten. wasmtime itself still rejects output of another version or configuration.
+    if let Some(open) = file.file() {
+        use std::os::fd::AsRawFd;
+        // wasmtime 48 takes an open file for modules only; for components, the same open file
+        // by its /proc name (the same inode even if the path was replaced since).
+        let by_fd = std::path::PathBuf::from(format!("/proc/self/fd/{}", open.as_raw_fd()));
+        match kind {
+            Kind::Module => {
+                return Ok(Compiled::Module(unsafe { Module::deserialize_open_file(engine, open.try_clone()?)? }));
+            }
+            Kind::Component if by_fd.exists() => {
+                return Ok(Compiled::Component(unsafe { Component::deserialize_file(engine, &by_fd)? }));
+            }
+            // No /proc: copied, as for bytes in memory.
+            Kind::Component => {}
+        }
+    }
     Ok(match kind {
         Kind::Module => Compiled::Module(unsafe { Module::deserialize(engine, payload)? }),
         Kind::Component => Compiled::Component(unsafe { Component::deserialize(engine, payload)? }),

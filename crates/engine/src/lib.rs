@@ -17,6 +17,7 @@ pub mod http;
 pub mod inspect;
 pub mod limits;
 mod lookup;
+pub mod mapped;
 pub mod meter;
 pub mod native_info;
 pub mod net;
