@@ -12,14 +12,28 @@ given back after every request, the default). Per server it reports req/s and p5
 /proc/PID/stat; the machine's /proc/interrupts TLB line, so keep the machine otherwise idle),
 and RSS after the load; then the req/s and p99 ratios against wasmtime. --compare adds another
 wasmbox build (e.g. the one before a change) as one more server in the same rounds.
+
+It also reports CPU time per request of each server and of the load generator: on a small
+machine both share the cores, so the client's own cost bounds the ratio any server can reach
+(printed as the ceiling: the peer's server + client CPU per request over the client's alone).
 """
-import argparse, os, random, re, statistics, subprocess, sys, tempfile, time
+import argparse, os, random, re, resource, statistics, subprocess, sys, tempfile, time
 
 from benchlib import WASMBOX, free_port, guests, mem_kib, python_component, wait_up, wasmtime_bin
 
 
 def minflt(pid):
     return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[7])
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def tlb_shootdowns():
@@ -107,31 +121,35 @@ def main():
             random.shuffle(order)
             for name in order:
                 pid = servers[name].pid
-                faults, tlb = minflt(pid), tlb_shootdowns()
+                faults, tlb, cpu, client = minflt(pid), tlb_shootdowns(), cpu_seconds(pid), children_cpu_seconds()
                 rps, p50, p99, total = load(f"http://127.0.0.1:{ports[name]}/", args.seconds, args.connections)
                 faults, tlb = (minflt(pid) - faults) / total, (tlb_shootdowns() - tlb) / total
-                results[name].append((rps, p50, p99, faults, tlb))
+                cpu, client = (cpu_seconds(pid) - cpu) / total * 1e6, (children_cpu_seconds() - client) / total * 1e6
+                results[name].append((rps, p50, p99, faults, tlb, cpu, client))
         rss_after = {name: mem_kib(p.pid) for name, p in servers.items()}
     finally:
         for p in servers.values():
             p.kill()
             p.wait()
-    med = {name: [statistics.median(r[i] for r in rows) for i in range(5)] for name, rows in results.items()}
+    med = {name: [statistics.median(r[i] for r in rows) for i in range(7)] for name, rows in results.items()}
     what = "hello component (guests/src/bin/http-hello.rs)" if args.guest == "hello" else \
         f"componentize-py HTTP handler (bench/py-http/app.py, {os.path.getsize(guest) / 1e6:.1f} MB)"
     print(f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {args.load} -c{args.connections} "
           f"{args.seconds}s x {args.rounds} interleaved rounds, {what}")
-    print("| server | req/s | p50 | p99 | minor faults/req | TLB shootdowns/req | RSS idle | RSS after load |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| server | req/s | p50 | p99 | minor faults/req | TLB shootdowns/req | server CPU/req | client CPU/req | RSS idle | RSS after load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in commands:
-        rps, p50, p99, faults, tlb = med[name]
-        print(f"| {name} | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {faults:.1f} | {tlb:.2f} | "
+        rps, p50, p99, faults, tlb, cpu, client = med[name]
+        print(f"| {name} | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {faults:.1f} | {tlb:.2f} | {cpu:.1f} µs | {client:.1f} µs | "
               f"{rss_idle[name] / 1024:.0f} MiB | {rss_after[name] / 1024:.0f} MiB |")
     peer = med["wasmtime serve -S cli"]
     print()
     for name in commands:
         if name != "wasmtime serve -S cli":
             print(f"{name}: req/s {med[name][0] / peer[0]:.2f}x wasmtime, p99 {med[name][2] / peer[2]:.2f}x")
+    client = statistics.median(m[6] for m in med.values())
+    print(f"ceiling with this client on these cores (a server costing nothing): "
+          f"{(peer[5] + peer[6]) / client:.2f}x wasmtime ({args.load} {client:.1f} µs/req, wasmtime serve {peer[5]:.1f} µs/req)")
 
 
 if __name__ == "__main__":
