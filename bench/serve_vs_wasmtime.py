@@ -75,7 +75,7 @@ def main():
     ap.add_argument("--guest", choices=["hello", "python"], default="hello")
     ap.add_argument("--load", choices=["wrk", "hey"], default="wrk")
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--keep-resident", default="0", help="comma-separated sizes, one wasmbox server each")
+    ap.add_argument("--keep-resident", default="16M", help="comma-separated sizes, one wasmbox server each (default: serve's own default)")
     ap.add_argument("--compare", metavar="BINARY",
                     help="another wasmbox build, one more server at the last --keep-resident size (e.g. before a change)")
     ap.add_argument("--rounds", type=int, default=5)
