@@ -9,7 +9,10 @@ container, and the latency of `ps` (the API call, and the whole `wasmbox ps -q` 
 The peer: N separate `wasmtime run` processes of the same guest (--peer-counts), RSS and PSS
 per process (PSS splits shared pages such as the binary's code fairly between processes).
 
-    python3 bench/density.py [--counts 100,1000,10000] [--peer-counts 100,500] [--clients 8]
+    python3 bench/density.py [--counts 100,1000,10000] [--peer-counts 100,500] [--clients 8] [--wasmbox PATH]
+
+--wasmbox measures another build of wasmbox (e.g. the one before a change) instead of building
+the release one.
 """
 import argparse, http.client, json, os, socket, statistics, subprocess, sys, tempfile, threading, time
 
@@ -125,8 +128,13 @@ def main():
     ap.add_argument("--counts", default="100,1000,10000")
     ap.add_argument("--peer-counts", default="100,500")
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--wasmbox", help="the wasmbox binary to measure (default: build the release one)")
     args = ap.parse_args()
-    guests()  # builds release wasmbox
+    global WASMBOX
+    if args.wasmbox:
+        WASMBOX = os.path.abspath(args.wasmbox)
+    else:
+        guests()  # builds release wasmbox
     print(f"# density, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs")
     print("| containers | starts/s | daemon RSS | RSS per container | ps (API) | ps (CLI) |")
     print("|---:|---:|---:|---:|---:|---:|")
