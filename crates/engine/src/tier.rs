@@ -83,7 +83,9 @@ pub fn compile_first(
         Compiler::Cranelift => false,
         Compiler::Winch => true,
         // Without a cache no optimized code would ever follow for a one-shot run.
-        Compiler::Auto => cache.is_some() && code_bytes(wasm) >= TIER_MIN_BYTES,
+        // Code is never larger than the file: smaller files are not parsed (every cached run
+        // of them passes here).
+        Compiler::Auto => cache.is_some() && wasm.len() >= TIER_MIN_BYTES && code_bytes(wasm) >= TIER_MIN_BYTES,
     };
     if !tiered {
         return compile(rt, artifact, cache, allow_precompiled);
