@@ -176,6 +176,22 @@ fn precompiled_layers_are_pulled_for_this_cpu_only_and_used_only_when_trusted() 
     flagged.code(0).stdout_has("hello from a wasmbox guest");
     assert!(!compiled_here(&flagged), "{}", flagged.stderr);
     assert!(flagged.stderr.contains("using the image's precompiled layer"), "{}", flagged.stderr);
+    // The layer's code is mapped from the stored blob, not copied into the heap.
+    let blob = digest_of(&here);
+    let hex = blob.trim_start_matches("sha256:");
+    let mut child = device
+        .cmd()
+        .args(["run", "--no-cache", "--allow-precompiled", &reference, "sleep", "20000"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(format!("/proc/{}/maps", child.id())).unwrap_or_default().contains(hex) {
+        assert!(std::time::Instant::now() < deadline, "the precompiled layer {blob} is not mapped");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 
     // Trusted by a verified signature under the policy: no compile either.
     let keys = tempfile::tempdir().unwrap();

@@ -164,13 +164,20 @@ impl Source {
             }
         };
         let wasm_sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&image.wasm).into();
-        let bound = wasmbox_engine::cache::decode_entry(&bytes).ok()?.binding;
+        let bound = match wasmbox_engine::cache::decode_entry(&bytes) {
+            Ok(entry) => entry.binding,
+            // E.g. a layer made by an older wasmbox (another format): the Wasm is compiled here.
+            Err(why) => {
+                tracing::warn!("ignoring the precompiled layer of {name}: {why}");
+                return None;
+            }
+        };
         if bound.wasm_sha256 != wasm_sha {
             tracing::warn!("ignoring the precompiled layer of {name}: it was compiled from other Wasm");
             return None;
         }
         tracing::debug!(image = %name, %target, "using the image's precompiled layer");
-        wasmbox_engine::artifact::from_bytes(Path::new(name), bytes).ok()
+        wasmbox_engine::artifact::precompiled(Path::new(name), bytes).ok()
     }
 
     /// Where the image came from, for the daemon's own check at every start.

@@ -101,8 +101,9 @@ pub fn load(path: &Path) -> Result<Artifact, EngineError> {
     from_bytes(path, bytes)
 }
 
-/// Classifies bytes that end in our record: a `wasmbox compile` file, checked.
-fn precompiled(path: &Path, bytes: CodeBytes) -> Result<Artifact, EngineError> {
+/// Classifies bytes that end in our record — a `wasmbox compile` file, checked (`path` is used
+/// in messages only).
+pub fn precompiled(path: &Path, bytes: CodeBytes) -> Result<Artifact, EngineError> {
     let not_wasm = |reason: String| EngineError::NotWasm { path: path.to_path_buf(), reason };
     let Entry { kind, .. } =
         cache::decode_entry(&bytes).map_err(|why| not_wasm(format!("damaged precompiled file: {why}")))?;

@@ -1,10 +1,11 @@
 //! Precompiled layers: native code (or Pulley bytecode) for named targets, carried next to the
 //! Wasm layer of an image so a small device runs without compiling. Each layer is a
-//! `wasmbox compile` file (our header binds it to the Wasm's sha256, the engine digest and the
+//! `wasmbox compile` file (our record binds it to the Wasm's sha256, the engine digest and the
 //! target) and its descriptor names the target and the Wasm layer it was compiled from. Such
 //! layers are native code: whether to use one is the caller's decision (trust).
 
 use oci_spec::image::{Descriptor, ImageManifest};
+use wasmbox_engine::mapped::CodeBytes;
 
 use crate::error::ImageError;
 use crate::media;
@@ -36,13 +37,13 @@ pub fn wanted(d: &Descriptor, host_arch: &str) -> bool {
 }
 
 /// The precompiled layer of `manifest` for `host_arch` compiled from the Wasm layer `wasm`,
-/// read from the store (digest-checked), if the image has one and it was downloaded.
+/// mapped from the store (digest-checked), if the image has one and it was downloaded.
 pub fn for_host(
     store: &Store,
     manifest: &ImageManifest,
     wasm_layer: &Descriptor,
     host_arch: &str,
-) -> Result<Option<(String, Vec<u8>)>, ImageError> {
+) -> Result<Option<(String, CodeBytes)>, ImageError> {
     let wasm_digest = wasm_layer.digest().to_string();
     for d in manifest.layers() {
         let Some(target) = target_of(d) else { continue };
@@ -57,7 +58,7 @@ pub fn for_host(
         if d.size() > media::HARD_MAX_BLOB {
             return Err(ImageError::TooLarge { digest: d.digest().to_string(), cap: media::HARD_MAX_BLOB });
         }
-        return Ok(Some((target.to_string(), store.read_blob(&digest, d.size())?)));
+        return Ok(Some((target.to_string(), store.map_blob(&digest, d.size())?)));
     }
     Ok(None)
 }
@@ -67,7 +68,7 @@ pub fn for_stored_image(
     store: &Store,
     manifest_digest: &str,
     host_arch: &str,
-) -> Result<Option<(String, Vec<u8>)>, ImageError> {
+) -> Result<Option<(String, CodeBytes)>, ImageError> {
     let Some(descriptor) = store.manifest_by_digest(manifest_digest)? else { return Ok(None) };
     let bytes = store.read_blob(&descriptor_digest(&descriptor)?, media::MAX_MANIFEST)?;
     let manifest = crate::unpack::parse_manifest(&bytes, None)?;

@@ -16,6 +16,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Sha256Di
 use sha2::{Digest as _, Sha256};
 pub(crate) use wasmbox_engine::cache::hex;
 use wasmbox_engine::fs::write_atomic;
+use wasmbox_engine::mapped::CodeBytes;
 
 use crate::error::ImageError;
 use crate::media::{self, REF_NAME};
@@ -136,6 +137,29 @@ impl Store {
             return Err(ImageError::TooLarge { digest: full(digest), cap });
         }
         let actual = hex(&Sha256::digest(&bytes));
+        if actual != digest.digest() {
+            return Err(ImageError::DigestMismatch { expected: full(digest), actual });
+        }
+        Ok(bytes)
+    }
+
+    /// [`Store::read_blob`] for native code: the blob is mapped, not read (its digest is
+    /// checked through the mapping), so code loaded from it shares the page cache's pages
+    /// instead of being copied twice. Blobs are only ever replaced by rename, never rewritten
+    /// in place, which a mapping needs.
+    pub fn map_blob(&self, digest: &Sha256Digest, cap: u64) -> Result<CodeBytes, ImageError> {
+        let path = self.blob_path(digest);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ImageError::MissingBlob(full(digest))),
+            Err(e) => return Err(ImageError::io("open", &path)(e)),
+        };
+        let len = file.metadata().map_err(ImageError::io("stat", &path))?.len();
+        if len > cap {
+            return Err(ImageError::TooLarge { digest: full(digest), cap });
+        }
+        let bytes = CodeBytes::map(file, len).map_err(ImageError::io("map", &path))?;
+        let actual = hex(&Sha256::digest(&bytes[..]));
         if actual != digest.digest() {
             return Err(ImageError::DigestMismatch { expected: full(digest), actual });
         }
@@ -392,6 +416,12 @@ mod tests {
         let digest = store.put_bytes(b"content").unwrap();
         std::fs::write(store.blob_path(&digest), b"CONTENT").unwrap();
         assert!(matches!(store.read_blob(&digest, 100), Err(ImageError::DigestMismatch { .. })));
+        assert!(matches!(store.map_blob(&digest, 100), Err(ImageError::DigestMismatch { .. })));
+        let good = store.put_bytes(b"code").unwrap();
+        let mapped = store.map_blob(&good, 100).unwrap();
+        assert!(mapped.file().is_some());
+        assert_eq!(&mapped[..], b"code");
+        assert!(matches!(store.map_blob(&good, 3), Err(ImageError::TooLarge { .. })));
     }
 
     #[test]
