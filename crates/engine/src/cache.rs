@@ -3,8 +3,8 @@
 //!
 //! Key: sha256(sha256(wasm) ‖ engine compatibility digest). Directory: `<root>/compiled-v1/`.
 //! Every entry (and every `wasmbox compile` output) carries our own record — magic, format
-//! version, kind, payload length, a CRC32 of the whole file, and the sha256 of the Wasm it was compiled
-//! from and the engine digest it was compiled by — so an entry is used only for exactly the
+//! version, kind, payload length, a CRC32 of the whole file, and the sha256 of the Wasm it was
+//! compiled from and the engine digest it was compiled by — so an entry is used only for the
 //! Wasm and engine it claims: a truncated, damaged or swapped-in entry (another program's code
 //! renamed to this key) is detected and rebuilt, never handed to wasmtime's (unsafe)
 //! deserializer. Entries are read through one open file descriptor that must be a regular
@@ -28,8 +28,8 @@ use crate::mapped::CodeBytes;
 pub const MAGIC: &[u8; 8] = b"WBXCWASM";
 const FORMAT_VERSION: u32 = 4;
 /// The record's length: magic, version, kind, native flag, deterministic flag (+1 padding),
-/// payload length, CRC32 of payload and record (+4 padding), wasm sha256, engine digest, target triple (NUL-padded
-/// ASCII). It follows the payload.
+/// payload length, CRC32 of payload and record (+4 padding), wasm sha256, engine digest,
+/// target triple (NUL-padded ASCII). It follows the payload.
 pub const RECORD_LEN: usize = 8 + 4 + 4 + 8 + 4 + 4 + 32 + 32 + 32;
 /// No compiled artifact is this large; a record claiming more is not read.
 pub const MAX_PAYLOAD: u64 = 4 << 30;

@@ -114,7 +114,8 @@ pub(crate) fn cached(
 ) -> Option<Compiled> {
     let key = binding.key();
     let (kind, entry) = cache.get(binding).filter(|(kind, _)| *kind == artifact.kind)?;
-    let payload = crate::cache::decode_entry(&entry).ok()?.payload;
+    // `get` checked the record; wasmtime's part is what precedes it.
+    let payload = &entry[..entry.len() - crate::cache::RECORD_LEN];
     match deserialize(engine, kind, &entry, payload) {
         Ok(compiled) => {
             tracing::debug!(path = %artifact.path.display(), %key, "compile cache hit");

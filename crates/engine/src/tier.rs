@@ -7,9 +7,10 @@
 //! Only Wasm with much code is tiered ([`TIER_MIN_BYTES`] of function bodies, [`code_bytes`]):
 //! below that, Cranelift takes milliseconds and a second compile would cost more than it
 //! saves. Code, not file size, because data segments, names and debug sections cost no compile
-//! time — and a padded file tiered by its size would try Winch for nothing. The baseline code of a tiered start is
-//! not cached (writing tens of MiB would delay the start it is for, and optimized code follows
-//! within seconds); under [`Compiler::Winch`] it is the final code, and cached as such.
+//! time — and a padded file tiered by its size would try Winch for nothing. The baseline code
+//! of a tiered start is not cached (writing tens of MiB would delay the start it is for, and
+//! optimized code follows within seconds); under [`Compiler::Winch`] it is the final code, and
+//! cached as such.
 
 use crate::artifact::{Artifact, Code};
 use crate::cache::{Binding, CompileCache};
