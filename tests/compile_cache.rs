@@ -137,19 +137,6 @@ fn precompiled_output_runs_only_when_allowed() {
     }
 }
 
-/// The pid's mappings, once they name `file` (within a few seconds), else a failed test.
-fn wait_mapped(pid: u32, file: &std::path::Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-        if maps.contains(file.to_str().unwrap()) {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{} is not mapped:\n{maps}", file.display());
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 /// Precompiled files and cache entries are mapped, not read and copied into the heap: their
 /// code pages are the page cache's (fewer page faults at start, shared between processes).
 #[test]
@@ -166,7 +153,7 @@ fn precompiled_files_and_cache_entries_are_mapped() {
             let mut child =
                 home.cmd().args(&args).args(["sleep", "20000"]).stdout(std::process::Stdio::null()).spawn().unwrap();
             let file = if args.len() == 3 { &wbx } else { &entry };
-            wait_mapped(child.id(), file);
+            wait_mapped(child.id(), file.to_str().unwrap());
             child.kill().unwrap();
             child.wait().unwrap();
         }

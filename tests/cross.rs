@@ -185,11 +185,7 @@ fn precompiled_layers_are_pulled_for_this_cpu_only_and_used_only_when_trusted() 
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !std::fs::read_to_string(format!("/proc/{}/maps", child.id())).unwrap_or_default().contains(hex) {
-        assert!(std::time::Instant::now() < deadline, "the precompiled layer {blob} is not mapped");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_mapped(child.id(), hex);
     child.kill().unwrap();
     child.wait().unwrap();
 

@@ -308,3 +308,16 @@ pub fn with_code(wasm: &[u8], bytes: usize) -> Vec<u8> {
     }
     out
 }
+
+/// Waits (up to 10 s) until process `pid` maps a file whose path contains `name`, else fails.
+pub fn wait_mapped(pid: u32, name: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        if maps.contains(name) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{name} is not mapped:\n{maps}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -123,14 +123,19 @@ impl Store {
         Ok(Some(BlobWriter { digest: digest.clone(), size, path, tmp, hasher: Sha256::new(), written: 0 }))
     }
 
+    /// Opens a stored blob; a missing one is `MissingBlob`.
+    fn open_blob(&self, digest: &Sha256Digest) -> Result<(File, PathBuf), ImageError> {
+        let path = self.blob_path(digest);
+        match File::open(&path) {
+            Ok(f) => Ok((f, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ImageError::MissingBlob(full(digest))),
+            Err(e) => Err(ImageError::io("open", &path)(e)),
+        }
+    }
+
     /// Reads a blob (at most `cap` bytes) and re-checks its digest, so on-disk damage is caught.
     pub fn read_blob(&self, digest: &Sha256Digest, cap: u64) -> Result<Vec<u8>, ImageError> {
-        let path = self.blob_path(digest);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ImageError::MissingBlob(full(digest))),
-            Err(e) => return Err(ImageError::io("open", &path)(e)),
-        };
+        let (file, path) = self.open_blob(digest)?;
         let mut bytes = Vec::new();
         file.take(cap + 1).read_to_end(&mut bytes).map_err(ImageError::io("read", &path))?;
         if bytes.len() as u64 > cap {
@@ -148,12 +153,7 @@ impl Store {
     /// instead of being copied twice. Blobs are only ever replaced by rename, never rewritten
     /// in place, which a mapping needs.
     pub fn map_blob(&self, digest: &Sha256Digest, cap: u64) -> Result<CodeBytes, ImageError> {
-        let path = self.blob_path(digest);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ImageError::MissingBlob(full(digest))),
-            Err(e) => return Err(ImageError::io("open", &path)(e)),
-        };
+        let (file, path) = self.open_blob(digest)?;
         let len = file.metadata().map_err(ImageError::io("stat", &path))?.len();
         if len > cap {
             return Err(ImageError::TooLarge { digest: full(digest), cap });
