@@ -149,10 +149,28 @@ fn decode_record(bytes: &[u8]) -> Result<Record, String> {
     Ok(Record { kind, len, crc: bytes[24..28].try_into().unwrap(), binding, target })
 }
 
+/// Why [`decode_entry`] refuses a file of formats 1–3.
+pub const OLDER_FORMAT: &str = "made by an older wasmbox (precompiled format 3 or before)";
+
 /// Checks the record of `bytes` and returns the payload, or why it cannot be trusted.
 pub fn decode_entry(bytes: &[u8]) -> Result<Entry<'_>, String> {
+    let (entry, crc) = split_entry(bytes)?;
+    if checksum(entry.payload, &bytes[bytes.len() - RECORD_LEN..]) != crc {
+        return Err("checksum mismatch".into());
+    }
+    Ok(entry)
+}
+
+/// [`decode_entry`] without the checksum pass, for bytes it already accepted (an
+/// [`crate::artifact::Code::Precompiled`]): the record is read again, the payload not.
+pub fn decode_checked_entry(bytes: &[u8]) -> Result<Entry<'_>, String> {
+    split_entry(bytes).map(|(entry, _)| entry)
+}
+
+/// The entry's parts and its recorded checksum, its structure checked.
+fn split_entry(bytes: &[u8]) -> Result<(Entry<'_>, [u8; 4]), String> {
     if is_older_format(bytes) {
-        return Err("made by an older wasmbox (precompiled format 3 or before)".into());
+        return Err(OLDER_FORMAT.into());
     }
     if !is_entry(bytes) {
         return Err("truncated record".into());
@@ -162,10 +180,7 @@ pub fn decode_entry(bytes: &[u8]) -> Result<Entry<'_>, String> {
     if payload.len() as u64 != h.len {
         return Err(format!("payload is {} bytes, record says {}", payload.len(), h.len));
     }
-    if checksum(payload, record) != h.crc {
-        return Err("checksum mismatch".into());
-    }
-    Ok(Entry { kind: h.kind, binding: h.binding, target: h.target, payload })
+    Ok((Entry { kind: h.kind, binding: h.binding, target: h.target, payload }, h.crc))
 }
 
 fn kind_byte(kind: Kind) -> u8 {
@@ -255,7 +270,7 @@ impl CompileCache {
         match checked {
             Ok(found) => Some(found),
             Err(why) if std::fs::symlink_metadata(&path).is_ok() => {
-                if why.contains("older wasmbox") {
+                if why == OLDER_FORMAT {
                     tracing::debug!(path = %path.display(), "compile cache entry of an older format; recompiling");
                 } else {
                     tracing::warn!(path = %path.display(), %why, "damaged compile cache entry; recompiling");
@@ -326,6 +341,9 @@ mod tests {
             assert!(decode_entry(&flipped).unwrap_err().contains("checksum"), "byte {at} flipped");
         }
         assert!(decode_entry(&e[..20]).is_err());
+        // The checked decoder reads the record only: it still refuses a wrong structure.
+        assert_eq!(decode_checked_entry(&e).unwrap(), decode_entry(&e).unwrap());
+        assert!(decode_checked_entry(&e[1..]).unwrap_err().contains("record says"));
         // Format 3 and before: the record first.
         let mut older = e[e.len() - RECORD_LEN..].to_vec();
         older.extend_from_slice(b"native code");

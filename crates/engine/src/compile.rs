@@ -80,7 +80,8 @@ pub fn compile(
             if !allow_precompiled {
                 return Err(EngineError::PrecompiledNotAllowed { path: artifact.path.clone() });
             }
-            let entry = crate::cache::decode_entry(file).map_err(|why| EngineError::NotWasm {
+            // Checked (checksum included) when the artifact was classified.
+            let entry = crate::cache::decode_checked_entry(file).map_err(|why| EngineError::NotWasm {
                 path: artifact.path.clone(),
                 reason: format!("damaged precompiled file: {why}"),
             })?;
