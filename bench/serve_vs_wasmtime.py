@@ -3,7 +3,7 @@
 concurrency, interleaved rounds in one run of this script.
 
 Usage: bench/serve_vs_wasmtime.py [--guest hello|python] [--load wrk|hey] [--connections C]
-                                  [--keep-resident SIZE,...] [--compare BINARY] [--rounds N] [--seconds S]
+                                  [--keep-resident SIZE,...] [--compare BINARY] [--floor] [--rounds N] [--seconds S]
 
 --guest python is the heavyweight case: a CPython HTTP handler (bench/py-http/app.py) built by
 the pinned componentize-py. Each --keep-resident size is one wasmbox server (0: memory is
@@ -16,10 +16,14 @@ wasmbox build (e.g. the one before a change) as one more server in the same roun
 It also reports CPU time per request of each server and of the load generator: on a small
 machine both share the cores, so the client's own cost bounds the ratio any server can reach
 (printed as the ceiling: the peer's server + client CPU per request over the client's alone).
+
+--floor adds one more server: crates/http/examples/floor_hello.rs, serve's HTTP stack (the same
+runtimes, hyper settings and worker count) answering `hello world` with no Wasm at all. Its
+ratio against wasmtime bounds what any Wasm server on that stack can reach here.
 """
 import argparse, os, random, re, resource, statistics, subprocess, sys, tempfile, time
 
-from benchlib import WASMBOX, free_port, guests, mem_kib, python_component, wait_up, wasmtime_bin
+from benchlib import ROOT, WASMBOX, free_port, guests, mem_kib, python_component, sh, wait_up, wasmtime_bin
 
 
 def minflt(pid):
@@ -78,6 +82,7 @@ def main():
     ap.add_argument("--keep-resident", default="16M", help="comma-separated sizes, one wasmbox server each (default: serve's own default)")
     ap.add_argument("--compare", metavar="BINARY",
                     help="another wasmbox build, one more server at the last --keep-resident size (e.g. before a change)")
+    ap.add_argument("--floor", action="store_true", help="add serve's HTTP stack with no Wasm (the floor)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5)
     args = ap.parse_args()
@@ -105,6 +110,10 @@ def main():
         size = args.keep_resident.split(",")[-1]
         commands[f"{args.compare} serve --keep-resident {size}"] = lambda port, size=size: [
             args.compare, "serve", "--keep-resident", size, "--listen", f"127.0.0.1:{port}", guest]
+    if args.floor:
+        sh("cargo", "build", "--release", "--quiet", "--locked", "-p", "wasmbox-http", "--example", "floor_hello", cwd=ROOT)
+        floor = os.path.join(ROOT, "target/release/examples/floor_hello")
+        commands["floor: serve's HTTP stack, no Wasm"] = lambda port: [floor, f"127.0.0.1:{port}"]
     commands["wasmtime serve -S cli"] = lambda port: [wasmtime, "serve", "-S", "cli", "--addr", f"127.0.0.1:{port}", guest]
     ports = {name: free_port() for name in commands}
     servers = {}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the edge wasmbox (docs/edge.md) for each architecture named: x86_64, aarch64, riscv64gc
 # (default: all three). Cross builds use Debian's cross toolchains (installed by scripts/deps.sh).
-# Prints one line per build: ARCH PATH, the binary at PATH being target/<triple>/edge/wasmbox.
+# Prints one line per build: ARCH PATH, the binary at PATH being target/<triple>/<profile>/wasmbox.
+# The profile is `edge` (what devices install); WASMBOX_EDGE_PROFILE=edge-test builds the same
+# code without the size tuning, for the tests (scripts/test.sh).
 #
 # The `edge` profile is release tuned for size (Cargo.toml). On top of it:
 # - panic = abort, and no unwind tables: a device's wasmbox never unwinds its own frames
@@ -18,7 +20,12 @@ cd "$(dirname "$0")/.."
 arches=("$@")
 [ "${#arches[@]}" -gt 0 ] || arches=(x86_64 aarch64 riscv64gc)
 
-export CARGO_PROFILE_EDGE_PANIC=abort
+profile="${WASMBOX_EDGE_PROFILE:-edge}"
+case "$profile" in
+    edge | edge-test) ;;
+    *) echo "edge-build: unknown profile '$profile' (edge, edge-test)" >&2; exit 2 ;;
+esac
+export CARGO_PROFILE_EDGE_PANIC=abort CARGO_PROFILE_EDGE_TEST_PANIC=abort
 rustflags="${WASMBOX_EDGE_RUSTFLAGS:--C force-unwind-tables=no -C link-arg=-Wl,--no-eh-frame-hdr}"
 # SQLite without what the container database never uses (full-text search, R-trees, JSON SQL
 # functions, statistics tables): about 0.4 MB of a device's flash.
@@ -42,8 +49,8 @@ for arch in "${arches[@]}"; do
     esac
     # --target even for this machine: RUSTFLAGS then apply to wasmbox, not to build scripts.
     RUSTFLAGS="$rustflags $relr" \
-        cargo build --locked --quiet --profile edge --no-default-features --features edge --target "$triple" >&2
-    binary="$PWD/target/$triple/edge/wasmbox"
+        cargo build --locked --quiet --profile "$profile" --no-default-features --features edge --target "$triple" >&2
+    binary="$PWD/target/$triple/$profile/wasmbox"
     # Into a new file and renamed: cargo hard-links the binary to its copy under deps/.
     "$objcopy" --remove-section=.eh_frame "$binary" "$binary.tmp"
     mv "$binary.tmp" "$binary"

@@ -14,7 +14,10 @@ fn main() {
     println!("cargo:rerun-if-changed={}", guests.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", guests.join("wit").display());
 
-    let target_dir = out_dir.join("guests-target");
+    // One guest target directory per profile directory (target/debug/wasm-guests), not one per
+    // build-script run: `cargo clippy` and `cargo test` run this script in different OUT_DIRs, and
+    // a second build of the guests there would cost a fresh CI run 40 s for nothing.
+    let target_dir = out_dir.ancestors().nth(3).unwrap_or(&out_dir).join("wasm-guests");
     let mut constants = String::new();
     for (target, suffix) in TARGETS {
         build(&guests, &target_dir, target);

@@ -23,16 +23,19 @@ pub const RISCV64: Device =
 pub const RISCV64_V: Device = Device { cpu: Some("rv64,v=true,vlen=128"), ..RISCV64 };
 
 impl Device {
+    /// The edge wasmbox for this CPU: the `edge-test` build scripts/test.sh makes (the same
+    /// code without the size tuning), or else a device's `edge` build.
     pub fn binary(&self) -> PathBuf {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("target/{}-unknown-linux-gnu/edge/wasmbox", self.arch));
-        assert!(
-            path.is_file(),
-            "{} is missing: build it with `scripts/edge-build.sh {}` (scripts/test.sh does)",
-            path.display(),
-            self.arch
-        );
-        path
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/{}-unknown-linux-gnu", self.arch));
+        let path = ["edge-test", "edge"].iter().map(|profile| dir.join(profile).join("wasmbox")).find(|p| p.is_file());
+        path.unwrap_or_else(|| {
+            panic!(
+                "no edge wasmbox in {}: build it with `WASMBOX_EDGE_PROFILE=edge-test scripts/edge-build.sh {}` \
+                 (scripts/test.sh does)",
+                dir.display(),
+                self.arch
+            )
+        })
     }
 
     /// The edge wasmbox of this device with `home`'s environment (see `Home::cmd`).
