@@ -333,14 +333,22 @@ fn a_request_whose_inference_runs_past_its_deadline_ends_and_others_keep_going()
     }
     assert_eq!(big.join().unwrap(), 504, "the deadline ends the request still computing");
     assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
-    // ...and the backend process stops computing it, rather than burn a core for nothing.
+    // ...and the backend process stops computing it, rather than burn a core for nothing. It
+    // stops between two operators, and one 2048x2048 product can take a second on a slow VM, so
+    // look for a quiet half second within the next six (the 39 products left would keep a core
+    // busy for far longer than that if it never stopped).
     let backend = backends_of(server.child.id());
     assert_eq!(backend.len(), 1, "{backend:?}");
-    std::thread::sleep(Duration::from_millis(200));
-    let before = cpu_ticks(backend[0]);
-    std::thread::sleep(Duration::from_millis(1000));
-    let spent = cpu_ticks(backend[0]) - before;
-    assert!(spent < 20, "the backend spent {spent} ticks of CPU in the second after the deadline");
+    let mut windows = Vec::new();
+    while windows.len() < 12 && windows.last().is_none_or(|&ticks| ticks >= 10) {
+        let before = cpu_ticks(backend[0]);
+        std::thread::sleep(Duration::from_millis(500));
+        windows.push(cpu_ticks(backend[0]) - before);
+    }
+    assert!(
+        windows.last().is_some_and(|&ticks| ticks < 10),
+        "the backend kept computing after the deadline: CPU ticks per half second {windows:?}"
+    );
     assert_eq!(server.classify("/", &images[..256]).0, 200, "the server goes on");
 }
 
