@@ -67,6 +67,20 @@ impl Server {
         (r.status, String::from_utf8_lossy(&r.body).into_owned())
     }
 
+    /// The access log once it holds every one of `needles`, waited for up to 5 s: the reader
+    /// thread copies stderr behind the responses, so a line may land after its request returned.
+    fn log_with(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            match needles.iter().find(|n| !log.contains(*n)) {
+                None => return log,
+                Some(missing) => assert!(Instant::now() < deadline, "access log lacks {missing:?}:\n{log}"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn healthy(&self) {
         assert_eq!(self.get("/"), (200, "hello from wasmbox serve\n".to_string()), "server not healthy");
     }
@@ -110,11 +124,14 @@ fn every_request_gets_a_fresh_instance_and_failures_stay_contained() {
     server.healthy();
     assert_eq!(server.get("/bomb").0, 500);
     server.healthy();
-    let log = server.log.lock().unwrap().clone();
-    for line in ["GET / 200", "GET /trap 500", "GET /spin 504", "GET /bomb 500", "POST /echo 200"] {
-        assert!(log.contains(line), "access log lacks {line:?}:\n{log}");
-    }
-    assert!(log.contains("memory limit of 64 MiB"), "{log}");
+    server.log_with(&[
+        "GET / 200",
+        "GET /trap 500",
+        "GET /spin 504",
+        "GET /bomb 500",
+        "POST /echo 200",
+        "memory limit of 64 MiB",
+    ]);
 }
 
 /// SECURITY-CASES B17 with memory kept resident (issue 17): a slot that keeps pages between
@@ -274,12 +291,8 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
     assert_eq!(terminate(&mut child, Duration::from_secs(10)), Some(0), "exit 0 after draining");
     let response = slow.join().unwrap();
     assert_eq!((response.status, response.body.as_slice()), (200, &b"slept\n"[..]));
-    // The drained request is in the access log (the stderr reader may need a moment).
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !server.log.lock().unwrap().contains("GET /slow/1500 200") {
-        assert!(Instant::now() < deadline, "the drained request was not logged:\n{}", server.log.lock().unwrap());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The drained request is in the access log.
+    server.log_with(&["GET /slow/1500 200"]);
     // No new connections after the signal.
     assert!(TcpStream::connect(&server.addr).is_err());
 }
@@ -533,8 +546,7 @@ fn outbound_http_only_to_listed_destinations() {
         assert_eq!(status, 502, "{url}: {body}");
         assert!(body.contains("HttpRequestDenied"), "{url}: {body}");
     }
-    let log = server.log.lock().unwrap().clone();
-    assert!(log.contains("list the address itself"), "{log}");
+    server.log_with(&["list the address itself"]);
 }
 
 #[test]
@@ -679,11 +691,7 @@ fn the_deadline_stops_an_instance_streaming_to_a_slow_reader() {
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
     assert!(rest.len() < 50 << 20, "{} bytes arrived: the instance outlived its deadline", rest.len());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.log.lock().unwrap().contains("timeout of 1s reached") {
-        assert!(Instant::now() < deadline, "no timeout in the access log:\n{}", server.log.lock().unwrap());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.log_with(&["timeout of 1s reached"]);
     server.healthy();
 }
 
@@ -722,9 +730,8 @@ fn header_fields_cannot_amplify_host_memory() {
     let after = rss_kib(pid);
     assert!(after < before + 96 * 1024, "server RSS grew from {before} KiB to {after} KiB");
     server.healthy();
-    let log = server.log.lock().unwrap().clone();
     if status == 500 {
-        assert!(log.contains("handle limit of"), "{log}");
+        server.log_with(&["handle limit of"]);
     }
 }
 
@@ -775,8 +782,7 @@ fn a_small_address_space_gets_a_smaller_instance_pool() {
     for _ in 0..3 {
         server.healthy();
     }
-    let log = server.log.lock().unwrap().clone();
-    assert!(log.contains("instance pool sized down"), "{log}");
+    server.log_with(&["instance pool sized down"]);
 }
 
 /// Issue 17, target 3: a large component not in the cache starts serving at once on Winch's
@@ -790,7 +796,7 @@ fn a_large_component_serves_at_once_then_switches_to_optimized_code() {
     let mut cmd = home.cmd();
     cmd.env("WASMBOX_LOG", "debug");
     let server = Server::start_cmd(home, cmd, &[big.to_str().unwrap()]);
-    assert!(server.log.lock().unwrap().contains("compiled the baseline tier"), "{}", server.log.lock().unwrap());
+    server.log_with(&["compiled the baseline tier"]);
     let checks = |tier: &str| {
         server.healthy();
         assert_eq!(server.get("/remember/s3cret").0, 200);
