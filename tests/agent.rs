@@ -333,50 +333,58 @@ fn registry_name(image: &str) -> String {
 #[test]
 fn kill_9_at_any_step_of_an_update_leaves_one_verified_version_running() {
     let registry = Registry::start();
-    let build = Home::new();
-    let keys = Keys::new(&build);
-    for stage in ["fetch", "start", "health", "rollback"] {
-        let device = Home::new();
-        std::fs::write(device.path().join("policy.json"), keys.policy()).unwrap();
-        let image = format!("{}/edge/{stage}:stable", registry.addr);
-        let v1 = release(&build, &image, PROBE_MODULE, "args = [\"tick\", \"0\", \"200\"]", Some(&keys));
-        let config = write_config(device.path(), &sensor_app("app", &image));
-        let agent = AgentProc::start(&device, &config, None);
-        first_pass(&device, &agent, "app");
-        agent.kill9();
-        // A rollback needs a version that fails; the other steps update to a good one.
-        let v2_args =
-            if stage == "rollback" { "args = [\"exit\", \"3\"]" } else { "args = [\"tick\", \"0\", \"300\"]" };
-        let v2 = release(&build, &image, PROBE_MODULE, v2_args, Some(&keys));
-
-        let stalled = AgentProc::start(&device, &config, Some(stage));
-        stalled.wait_for(&format!("stalling at {stage}"), Duration::from_secs(60));
-        stalled.kill9();
-        let recorded: Value =
-            serde_json::from_slice(&std::fs::read(device.path().join("agent/state.json")).unwrap()).unwrap();
-        assert_eq!(recorded["apps"]["app"]["pending"]["stage"], stage, "{recorded}");
-
-        let agent = AgentProc::start(&device, &config, None);
-        agent.wait_for("resuming after an interrupted update", Duration::from_secs(30));
-        device.run(&["agent", "sync", "--timeout", "60s"]).code(0);
-        let s = status(&device, "app");
-        let expect = if stage == "rollback" { &v1 } else { &v2 };
-        assert_eq!(s["current"].as_str(), Some(expect.as_str()), "after kill -9 at {stage}: {s}\n{}", agent.log());
-        assert_only_running(&device, "app", expect);
-        let state: Value =
-            serde_json::from_slice(&std::fs::read(device.path().join("agent/state.json")).unwrap()).unwrap();
-        assert_eq!(state["apps"]["app"]["pending"], Value::Null, "{state}");
-        if stage == "rollback" {
-            assert_eq!(state["apps"]["app"]["failed"].as_str(), Some(v2.as_str()));
-            assert!(s["last_error"].as_str().unwrap_or_default().contains("exit code 3"), "{s}");
-        } else {
-            assert_eq!(s["previous"].as_str(), Some(v1.as_str()), "{s}");
+    let keys = Keys::new(&Home::new());
+    // The steps are independent (a device, a build home and a repository each) and mostly wait
+    // on the agent, so they run side by side.
+    std::thread::scope(|s| {
+        for stage in ["fetch", "start", "health", "rollback"] {
+            let (registry, keys) = (&registry, &keys);
+            s.spawn(move || kill_9_at(registry, keys, stage));
         }
-        // It is a verified version: the daemon's own policy check passes at a restart.
-        device.run(&["restart", &format!("app-{}", short(expect))]).code(0);
-        assert_only_running(&device, "app", expect);
-        store_is_whole(&device);
+    });
+}
+
+/// One step of `kill_9_at_any_step_of_an_update_leaves_one_verified_version_running`.
+fn kill_9_at(registry: &Registry, keys: &Keys, stage: &str) {
+    let build = Home::new();
+    let device = Home::new();
+    std::fs::write(device.path().join("policy.json"), keys.policy()).unwrap();
+    let image = format!("{}/edge/{stage}:stable", registry.addr);
+    let v1 = release(&build, &image, PROBE_MODULE, "args = [\"tick\", \"0\", \"200\"]", Some(keys));
+    let config = write_config(device.path(), &sensor_app("app", &image));
+    let agent = AgentProc::start(&device, &config, None);
+    first_pass(&device, &agent, "app");
+    agent.kill9();
+    // A rollback needs a version that fails; the other steps update to a good one.
+    let v2_args = if stage == "rollback" { "args = [\"exit\", \"3\"]" } else { "args = [\"tick\", \"0\", \"300\"]" };
+    let v2 = release(&build, &image, PROBE_MODULE, v2_args, Some(keys));
+
+    let stalled = AgentProc::start(&device, &config, Some(stage));
+    stalled.wait_for(&format!("stalling at {stage}"), Duration::from_secs(60));
+    stalled.kill9();
+    let recorded: Value =
+        serde_json::from_slice(&std::fs::read(device.path().join("agent/state.json")).unwrap()).unwrap();
+    assert_eq!(recorded["apps"]["app"]["pending"]["stage"], stage, "{recorded}");
+
+    let agent = AgentProc::start(&device, &config, None);
+    agent.wait_for("resuming after an interrupted update", Duration::from_secs(30));
+    device.run(&["agent", "sync", "--timeout", "60s"]).code(0);
+    let s = status(&device, "app");
+    let expect = if stage == "rollback" { &v1 } else { &v2 };
+    assert_eq!(s["current"].as_str(), Some(expect.as_str()), "after kill -9 at {stage}: {s}\n{}", agent.log());
+    assert_only_running(&device, "app", expect);
+    let state: Value = serde_json::from_slice(&std::fs::read(device.path().join("agent/state.json")).unwrap()).unwrap();
+    assert_eq!(state["apps"]["app"]["pending"], Value::Null, "{state}");
+    if stage == "rollback" {
+        assert_eq!(state["apps"]["app"]["failed"].as_str(), Some(v2.as_str()));
+        assert!(s["last_error"].as_str().unwrap_or_default().contains("exit code 3"), "{s}");
+    } else {
+        assert_eq!(s["previous"].as_str(), Some(v1.as_str()), "{s}");
     }
+    // It is a verified version: the daemon's own policy check passes at a restart.
+    device.run(&["restart", &format!("app-{}", short(expect))]).code(0);
+    assert_only_running(&device, "app", expect);
+    store_is_whole(&device);
 }
 
 /// `GET path` on loopback `port`: (status, body).

@@ -36,9 +36,11 @@ impl DaemonHome {
         if let Some(pid) = self.daemon_pid() {
             // SAFETY: sending SIGKILL to a pid we read from our own test home's lock file.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            // Wait until it is gone, so the next command starts a fresh one.
+            // Wait until it is gone, so the next command starts a fresh one. A zombie is gone:
+            // it holds no lock or socket any more, and the daemon's reaper (pid 1 here, not the
+            // test) may take seconds to collect it.
             let end = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < end && unsafe { libc::kill(pid, 0) } == 0 {
+            while Instant::now() < end && alive(pid) {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
@@ -92,6 +94,15 @@ impl Drop for DaemonHome {
     fn drop(&mut self) {
         self.kill_daemon();
     }
+}
+
+/// Whether `pid` is a process that has not exited (a zombie has).
+fn alive(pid: i32) -> bool {
+    // The state follows the command name in parentheses, which may itself hold spaces.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
+        .unwrap_or(false)
 }
 
 fn idle() -> String {
