@@ -98,11 +98,7 @@ impl Drop for DaemonHome {
 
 /// Whether `pid` is a process that has not exited (a zombie has).
 fn alive(pid: i32) -> bool {
-    // The state follows the command name in parentheses, which may itself hold spaces.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
-        .unwrap_or(false)
+    proc_stat(pid as u32).is_some_and(|fields| !matches!(fields[0].as_str(), "Z" | "X"))
 }
 
 fn idle() -> String {

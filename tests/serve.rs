@@ -204,8 +204,7 @@ fn scattered_writes_are_reset_without_faulting_back() {
 
 /// A process's minor page faults so far (`/proc/PID/stat`, field 10).
 fn minor_faults(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat.rsplit_once(')').unwrap().1.split_whitespace().nth(7).unwrap().parse().unwrap()
+    proc_stat(pid).unwrap()[7].parse().unwrap()
 }
 
 #[test]

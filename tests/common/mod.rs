@@ -321,3 +321,11 @@ pub fn wait_mapped(pid: u32, name: &str) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The fields of `/proc/PID/stat` after the command name (index 0 is field 3, the state), or
+/// None once the process is gone. The name is in parentheses and may itself hold spaces and
+/// parentheses, so the split is at the last `) `.
+pub fn proc_stat(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat.rsplit_once(") ")?.1.split(' ').map(str::to_string).collect())
+}
