@@ -192,7 +192,13 @@ impl HttpHandler {
 
     /// Answers one request in a fresh instance. The response head comes back as soon as the
     /// guest sets it; its body streams while the guest keeps running (bounded by the limits).
-    pub async fn handle(&self, request: hyper::Request<hyper::body::Incoming>, body: BodyLimits) -> Handled {
+    /// Generic over the request body so the in-process benchmark (`benches/serve_instance.rs`)
+    /// drives the same path without sockets; `serve` passes hyper's `Incoming`.
+    pub async fn handle<B>(&self, request: hyper::Request<B>, body: BodyLimits) -> Handled
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let started = Instant::now();
         let failed = |why: String| {
             Handled::Failed(
