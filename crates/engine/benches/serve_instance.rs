@@ -36,6 +36,18 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// Runs `one` WARMUP times, then ITERATIONS times measured; returns CPU time per iteration.
+async fn per_request(mut one: impl AsyncFnMut()) -> Duration {
+    for _ in 0..WARMUP {
+        one().await;
+    }
+    let start = thread_cpu();
+    for _ in 0..ITERATIONS {
+        one().await;
+    }
+    (thread_cpu() - start) / ITERATIONS as u32
+}
+
 fn runtime() -> (Runtime, wasmtime::component::Component) {
     let rt = Runtime::new(EngineOptions { pooling: true, keep_resident: 16 << 20, ..Default::default() }).unwrap();
     let art = artifact::load(std::path::Path::new(wasmbox_test_programs::HTTP_HELLO_COMPONENT)).unwrap();
@@ -56,21 +68,14 @@ fn handle() -> Duration {
         HttpHandler::new(&component, caps, HttpAllow::new(Vec::new()), limits, Arc::new(AtomicUsize::new(0))).unwrap();
     let body = BodyLimits { max_bytes: 10 << 20, idle_timeout: Duration::from_secs(10) };
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    tokio.block_on(async {
-        let mut start = thread_cpu();
-        for i in 0..WARMUP + ITERATIONS {
-            if i == WARMUP {
-                start = thread_cpu();
-            }
-            let Handled::Response(response, done) = handler.handle(request(), body).await else {
-                panic!("the hello component failed")
-            };
-            let bytes = response.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(&bytes[..], b"hello world\n");
-            done.outcome().await.result.unwrap();
-        }
-        (thread_cpu() - start) / ITERATIONS as u32
-    })
+    tokio.block_on(per_request(async || {
+        let Handled::Response(response, done) = handler.handle(request(), body).await else {
+            panic!("the hello component failed")
+        };
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"hello world\n");
+        done.outcome().await.result.unwrap();
+    }))
 }
 
 struct Host {
@@ -99,21 +104,14 @@ fn instantiate() -> Duration {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).unwrap();
     let pre = ProxyPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    tokio.block_on(async {
-        let mut start = thread_cpu();
-        for i in 0..WARMUP + ITERATIONS {
-            if i == WARMUP {
-                start = thread_cpu();
-            }
-            let host = Host { wasi: WasiCtx::builder().build(), http: WasiHttpCtx::new(), table: ResourceTable::new() };
-            let mut store = Store::new(rt.engine(), host);
-            store.set_epoch_deadline(u64::MAX / 2);
-            let proxy = pre.instantiate_async(&mut store).await.unwrap();
-            std::hint::black_box(proxy);
-            drop(store);
-        }
-        (thread_cpu() - start) / ITERATIONS as u32
-    })
+    tokio.block_on(per_request(async || {
+        let host = Host { wasi: WasiCtx::builder().build(), http: WasiHttpCtx::new(), table: ResourceTable::new() };
+        let mut store = Store::new(rt.engine(), host);
+        store.set_epoch_deadline(u64::MAX / 2);
+        let proxy = pre.instantiate_async(&mut store).await.unwrap();
+        std::hint::black_box(proxy);
+        drop(store);
+    }))
 }
 
 fn main() {
